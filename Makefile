@@ -1,0 +1,204 @@
+# slmd build.  `make help` lists the targets.
+#
+# Layout of the build (all under $(BUILD)):
+#   obj/<src>.o         one object per source file, with a .d dependency file
+#   lib/libslmcore.a    every module of common/ engine/ cache/ numa/ dataplane/
+#                       daemon/ ctl/ except the program mains (*_main.c)
+#   lib/libslmclient.*  the public client library (client/client*.c)
+#   bin/slmd slmctl slm the programs
+#   tests/unit_tests    every CUnit suite in tests/unit/, one runner
+#
+# Conventions that keep this file from growing with the code:
+#   - a new module is picked up by its folder; no list to edit;
+#   - a file named *_avx2.c, *_avx512.c or *_amx.c is built with that ISA's
+#     flags, every other file for the x86-64-v2 baseline (run-time dispatch
+#     chooses the wide kernels);
+#   - a program's main lives in <folder>/<program>_main.c.
+
+BUILD   ?= build
+V       ?= 0
+Q        = $(if $(filter 1,$(V)),,@)
+say      = $(if $(filter 1,$(V)),,@echo "  $(1) $(2)")
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= gcc
+CLANG   ?= clang
+
+# The Debian packages the project needs: the one list.
+DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
+	liburing-dev libhwloc-dev libnuma-dev libcunit1-dev libjemalloc-dev \
+	libinih-dev libcjson-dev libpcre2-dev libutf8proc-dev libsodium-dev \
+	libsystemd-dev libmicrohttpd-dev libxxhash-dev liburcu-dev \
+	libdpdk-dev dpdk xz-utils iproute2 ethtool python3 systemd \
+	debhelper dpkg-dev fakeroot
+
+PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
+	libpcre2-8 libutf8proc libxxhash
+
+ISA_BASE   := -march=x86-64-v2 -mtune=generic
+ISA_AVX2   := -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt
+ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+	-mavx512cd -mavx512vnni -mavx512bf16 -mavx512vbmi
+ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8 -mamx-bf16
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter \
+	-Wno-format-truncation
+HARDEN   := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC
+OPT      ?= -O2
+SAN      ?=
+CFLAGS_COMMON = -std=gnu11 $(OPT) -g -fno-omit-frame-pointer $(WARN) \
+	$(HARDEN) $(SAN) -D_GNU_SOURCE -I. -Iinclude -I$(BUILD)/gen \
+	$(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+LDFLAGS_COMMON = -pie -Wl,-z,relro,-z,now $(SAN)
+LDLIBS_COMMON  = $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null) -lm -lpthread
+
+ifeq ($(NO_JEMALLOC),1)
+LDLIBS_COMMON := $(filter-out -ljemalloc,$(LDLIBS_COMMON))
+CFLAGS_COMMON += -DSLM_NO_JEMALLOC
+endif
+
+CORE_DIRS  := common engine cache numa dataplane daemon ctl
+CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
+CLIENT_LIB_SRCS := $(wildcard client/client*.c)
+SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+PROGRAMS   := $(patsubst %_main.c,%,$(notdir $(wildcard $(addsuffix /*_main.c,$(CORE_DIRS)))))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJS := $(call obj,$(CORE_SRCS))
+CLIENT_OBJS := $(call obj,$(CLIENT_LIB_SRCS))
+SLM_OBJS := $(call obj,$(SLM_SRCS))
+UNIT_OBJS := $(call obj,$(UNIT_SRCS))
+
+CORE_LIB   := $(BUILD)/lib/libslmcore.a
+CLIENT_A   := $(BUILD)/lib/libslmclient.a
+CLIENT_SO  := $(BUILD)/lib/libslmclient.so
+BINS       := $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(if $(SLM_SRCS),$(BUILD)/bin/slm)
+UNIT_BIN   := $(BUILD)/tests/unit_tests
+FEATURES_H := $(BUILD)/gen/slm_features.h
+
+.PHONY: all deps test unit asan run install bench fuzz lint format clean help
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN)
+
+help:
+	@echo "make deps    install the Debian packages (needs root or sudo)"
+	@echo "make         build into $(BUILD)/"
+	@echo "make test    deps + build + every unit and integration test"
+	@echo "make asan    the tests under AddressSanitizer + UBSan"
+	@echo "make run     deps + build + start slmd with configs/slmd.conf"
+	@echo "make bench   benchmarks (results in docs/benchmarks.md)"
+	@echo "make fuzz    libFuzzer harnesses for a bounded time"
+	@echo "make lint    clang-format check and cppcheck"
+	@echo "make install PREFIX=... DESTDIR=..."
+
+deps:
+	@./tools/deps.sh $(DEB_PACKAGES)
+
+# The feature header: probes in one place, no #if in function bodies.
+$(FEATURES_H): Makefile tools/features.sh
+	@mkdir -p $(dir $@)
+	@./tools/features.sh > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: %.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) $(ISA_AVX2) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avx512.o: %_avx512.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) $(ISA_AVX512) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_amx.o: %_amx.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) $(ISA_AMX) -MMD -MP -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
+
+$(CLIENT_A): $(CLIENT_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
+
+$(CLIENT_SO): $(CLIENT_OBJS)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libslmclient.so.1 $(SAN) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BUILD)/bin/%: $(BUILD)/obj/daemon/%_main.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BUILD)/bin/%: $(BUILD)/obj/ctl/%_main.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BUILD)/bin/slm: $(SLM_OBJS) $(CLIENT_A) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
+$(UNIT_BIN): $(UNIT_OBJS) $(filter-out $(BUILD)/obj/client/slm_main.o,$(SLM_OBJS)) $(CLIENT_A) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
+test: deps all
+	@./tests/run.sh $(BUILD)
+
+# Tests only, without deps (for a tree whose packages are known present).
+unit: all
+	@./tests/run.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan NO_JEMALLOC=1 OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		SLM_SANITIZED=1 ./tests/run.sh build-asan
+
+run: deps all
+	$(BUILD)/bin/slmd -c configs/slmd.conf
+
+bench: all
+	@./bench/run.sh $(BUILD)
+
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: deps
+	@./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
+
+LINT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+lint:
+	@clang-format --dry-run --Werror $(LINT_SRCS)
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr --suppress=missingIncludeSystem -I. -Iinclude \
+		--std=c11 -D__GNUC__ -D_GNU_SOURCE $(CORE_DIRS) client tests
+	@echo "lint: clean"
+
+format:
+	@clang-format -i $(LINT_SRCS)
+
+install: all
+	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,72 @@
+/*
+ * slmd: the inference appliance daemon.
+ *
+ *   slmd [-c FILE] [--set section.key=value]... [--dump-config]
+ *
+ * Start-up errors (a bad config line, a model that will not load) are one
+ * line on stderr and exit status 1.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cli.h"
+#include "common/log.h"
+#include "common/version.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: slmd [-c FILE] [--set section.key=value]... "
+		"[--dump-config]\n"
+		"  -c, --config FILE   configuration file (INI)\n"
+		"  --set K=V           override one key, e.g. --set "
+		"log.level=debug\n"
+		"  --dump-config       print the effective configuration and "
+		"exit\n"
+		"  --version           print the version and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct slm_config_args args = {0};
+	bool dump = false;
+	for (int i = 1; i < argc; i++) {
+		if (slm_cli_config_option(&args, argc, argv, &i))
+			continue;
+		if (!strcmp(argv[i], "--dump-config")) {
+			dump = true;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("slmd %s\n", SLM_VERSION);
+			return 0;
+		} else if (!strcmp(argv[i], "-h") ||
+			   !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			slm_cli_die("slmd", "unknown option '%s'", argv[i]);
+		}
+	}
+	struct slm_config *cfg = slm_cli_load_config("slmd", &args);
+	if (dump) {
+		int rc = slm_config_dump(cfg, stdout);
+		slm_config_destroy(cfg);
+		return rc ? 1 : 0;
+	}
+
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+	SLM_INFO("slmd", "slmd %s started (config %s)", SLM_VERSION,
+		 args.file ? args.file : "defaults");
+	int sig = 0;
+	sigwait(&stop, &sig);
+	SLM_INFO("slmd", "stopping on %s", strsignal(sig));
+	slm_config_destroy(cfg);
+	return 0;
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# make install: copy the programs, the client library and its header, the
+# default config and the systemd files under DESTDIR/PREFIX.
+set -eu
+destdir=$1 prefix=$2 build=$3
+root="$destdir$prefix"
+install -d "$root/bin" "$root/sbin" "$root/lib" "$root/include/slm" \
+	"$root/lib/pkgconfig" "$destdir/etc/slmd"
+install -m 0755 "$build/bin/slmd" "$root/sbin/slmd"
+install -m 0755 "$build/bin/slmctl" "$root/bin/slmctl"
+install -m 0755 "$build/bin/slm" "$root/bin/slm"
+for f in "$build"/lib/libslmclient.*; do
+	[ -e "$f" ] && install -m 0644 "$f" "$root/lib/"
+done
+for h in include/slm/*.h; do
+	[ -e "$h" ] && install -m 0644 "$h" "$root/include/slm/"
+done
+[ -e "$destdir/etc/slmd/slmd.conf" ] ||
+	install -m 0644 configs/slmd.conf "$destdir/etc/slmd/slmd.conf"
+echo "installed under $root"
