@@ -78,7 +78,7 @@ BINS       := $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(if $(SLM_SRCS),$(BUILD)/b
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 FEATURES_H := $(BUILD)/gen/slm_features.h
 
-.PHONY: all deps test unit asan run install bench fuzz lint format clean help
+.PHONY: all deps testdata test unit asan run install bench fuzz lint format clean help
 .DEFAULT_GOAL := all
 
 all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN)
@@ -159,17 +159,29 @@ $(UNIT_BIN): $(UNIT_OBJS) $(filter-out $(BUILD)/obj/client/slm_main.o,$(SLM_OBJS
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
 
-test: deps all
-	@./tests/run.sh $(BUILD)
+# Test inputs that are generated rather than stored (see tests/data/README.md).
+TESTDATA := $(BUILD)/testdata
+VOCAB_XZ := $(wildcard tests/data/vocab/*.gguf.xz)
+VOCABS   := $(patsubst tests/data/vocab/%.xz,$(TESTDATA)/vocab/%,$(VOCAB_XZ))
+
+$(TESTDATA)/vocab/%: tests/data/vocab/%.xz
+	@mkdir -p $(dir $@)
+	$(call say,XZ,$@)
+	$(Q)xz -dc $< > $@.tmp && mv $@.tmp $@
+
+testdata: $(VOCABS)
+
+test: deps all testdata
+	@SLM_TESTDATA=$(abspath $(TESTDATA)) ./tests/run.sh $(BUILD)
 
 # Tests only, without deps (for a tree whose packages are known present).
-unit: all
-	@./tests/run.sh $(BUILD)
+unit: all testdata
+	@SLM_TESTDATA=$(abspath $(TESTDATA)) ./tests/run.sh $(BUILD)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan NO_JEMALLOC=1 OPT=-O1 \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all testdata
+	@SLM_TESTDATA=$(abspath build-asan/testdata) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		SLM_SANITIZED=1 ./tests/run.sh build-asan
 

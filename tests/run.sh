@@ -11,6 +11,7 @@ BUILD=${1:-build}
 export SLM_BUILD=$BUILD
 export SLM_ROOT=$PWD
 export SLM_TEST_DATA=${SLM_TEST_DATA:-$PWD/tests/data}
+export SLM_TESTDATA=${SLM_TESTDATA:-$PWD/$BUILD/testdata}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

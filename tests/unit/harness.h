@@ -40,6 +40,13 @@ void slm_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Path of a file under tests/data (SLM_TEST_DATA overrides the folder). */
 const char *slm_test_data(const char *name);
 
+/*
+ * Path of a generated test input under the build's testdata folder
+ * (SLM_TESTDATA, default build/testdata): unpacked vocabularies in vocab/,
+ * regenerated golden models in models/.
+ */
+const char *slm_test_generated(const char *name);
+
 /* Path of the build folder (SLM_BUILD, default "build"). */
 const char *slm_test_build(void);
 

@@ -64,6 +64,15 @@ const char *slm_test_data(const char *name)
 	return path;
 }
 
+const char *slm_test_generated(const char *name)
+{
+	static __thread char path[4096];
+	const char *dir = getenv("SLM_TESTDATA");
+	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "build/testdata",
+		 name);
+	return path;
+}
+
 const char *slm_test_build(void)
 {
 	const char *b = getenv("SLM_BUILD");
