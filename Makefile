@@ -80,6 +80,8 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 
 .PHONY: all deps testdata test unit asan run install bench fuzz lint format clean help
 .DEFAULT_GOAL := all
+# Keep intermediate objects (program mains) so relinks stay incremental.
+.SECONDARY:
 
 all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN)
 
