@@ -16,10 +16,6 @@
 /* The recipe's float32 products and sums must not fuse (see golden.h). */
 #pragma GCC optimize("fp-contract=off")
 
-_Static_assert(sizeof(struct npy_pcg64) <=
-		       sizeof(((struct golden_fill *)0)->rng),
-	       "golden_fill.rng holds a PCG64 state");
-
 #define GOLDEN_SEED 20260817u
 
 static const struct slm_model_shape shapes[] = {
@@ -126,7 +122,7 @@ int golden_fill(void *ctx, const struct slm_model_tensor *t, uint64_t row0,
 		uint64_t nrows, float *out)
 {
 	struct golden_fill *g = ctx;
-	struct npy_pcg64 *rng = (struct npy_pcg64 *)g->rng;
+	struct npy_pcg64 *rng = &g->rng;
 	if (t->role == SLM_ROLE_ROPE_FREQS)
 		return rope_freqs_of(g, t, out);
 	if (row0 == 0) {

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "engine/modelgen.h"
+#include "tests/tools/npy_random.h"
 
 struct gguf_file;
 
@@ -48,7 +49,7 @@ struct golden_fill {
 	/* the stream of the tensor being generated */
 	char tensor[SLM_MODEL_NAME_MAX];
 	uint64_t next_row;
-	uint8_t rng[64]; /* struct npy_pcg64, opaque here */
+	struct npy_pcg64 rng;
 };
 
 void golden_fill_init(struct golden_fill *g,
