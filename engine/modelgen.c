@@ -663,7 +663,7 @@ int slm_model_fill_random(void *ctx, const struct slm_model_tensor *t,
 		n_threads = (int)nrows;
 	if (n_threads > 64)
 		n_threads = 64;
-	struct fill_job jobs[64];
+	struct fill_job jobs[64] = {0};
 	pthread_t tids[64];
 	bool started[64] = {false};
 	uint64_t per = nrows / (uint64_t)n_threads;

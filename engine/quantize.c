@@ -607,7 +607,7 @@ int slm_convert_rows(uint32_t src_type, const void *src, uint32_t dst_type,
 		n_threads = CONVERT_MAX_THREADS;
 	if (n_threads > nrows)
 		n_threads = nrows > 0 ? (int)nrows : 1;
-	struct convert_job jobs[CONVERT_MAX_THREADS];
+	struct convert_job jobs[CONVERT_MAX_THREADS] = {0};
 	pthread_t tids[CONVERT_MAX_THREADS];
 	bool started[CONVERT_MAX_THREADS] = {false};
 	int64_t per = nrows / n_threads, extra = nrows % n_threads, row = 0;
