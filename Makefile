@@ -63,6 +63,10 @@ CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
 SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
+# Test-side code: tests/tools/*.c is linked into the unit tests and the
+# test tools; a tool's main is tests/tools/<tool>_main.c.
+TOOL_SRCS  := $(filter-out %_main.c,$(wildcard tests/tools/*.c))
+TOOL_MAINS := $(wildcard tests/tools/*_main.c)
 PROGRAMS   := $(patsubst %_main.c,%,$(notdir $(wildcard $(addsuffix /*_main.c,$(CORE_DIRS)))))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -70,6 +74,8 @@ CORE_OBJS := $(call obj,$(CORE_SRCS))
 CLIENT_OBJS := $(call obj,$(CLIENT_LIB_SRCS))
 SLM_OBJS := $(call obj,$(SLM_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
+TOOL_OBJS := $(call obj,$(TOOL_SRCS))
+TOOL_BINS := $(patsubst tests/tools/%_main.c,$(BUILD)/tests/%,$(TOOL_MAINS))
 
 CORE_LIB   := $(BUILD)/lib/libslmcore.a
 CLIENT_A   := $(BUILD)/lib/libslmclient.a
@@ -83,7 +89,8 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 # Keep intermediate objects (program mains) so relinks stay incremental.
 .SECONDARY:
 
-all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN)
+all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN) \
+	$(TOOL_BINS)
 
 help:
 	@echo "make deps    install the Debian packages (needs root or sudo)"
@@ -156,7 +163,12 @@ $(BUILD)/bin/slm: $(SLM_OBJS) $(CLIENT_A) $(CORE_LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
 
-$(UNIT_BIN): $(UNIT_OBJS) $(filter-out $(BUILD)/obj/client/slm_main.o,$(SLM_OBJS)) $(CLIENT_A) $(CORE_LIB)
+$(UNIT_BIN): $(UNIT_OBJS) $(TOOL_OBJS) $(filter-out $(BUILD)/obj/client/slm_main.o,$(SLM_OBJS)) $(CLIENT_A) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%_main.o $(TOOL_OBJS) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
@@ -171,7 +183,45 @@ $(TESTDATA)/vocab/%: tests/data/vocab/%.xz
 	$(call say,XZ,$@)
 	$(Q)xz -dc $< > $@.tmp && mv $@.tmp $@
 
-testdata: $(VOCABS)
+# The golden model files (tests/data/golden/README.md): the F32 files are
+# regenerated from their recipe (tests/tools/golden.h) and the committed
+# tokenizer templates, every other file by `slm quantize` from its F32
+# file, as llama-quantize made them.  Each file is accepted under its
+# name only if its sha256 equals the manifest's (extra-manifest.json has
+# the two F32 files the manifest lacks); a file that differs is kept as
+# <name>.mismatch, the step says MISMATCH, and the golden_models
+# integration test fails naming it.
+GOLDEN_DIR    := tests/data/golden
+GOLDEN_REGEN  := $(BUILD)/tests/golden_regen
+GOLDEN_MANIFESTS := $(GOLDEN_DIR)/manifest.json $(GOLDEN_DIR)/extra-manifest.json
+GOLDEN_TYPES_llama-s  := F16 BF16 Q8_0 Q6_K Q5_K_M Q5_1 Q5_0 Q4_K_M Q4_1 \
+	Q4_0 Q3_K_M Q2_K
+GOLDEN_TYPES_llama3-s := F16 Q8_0 Q6_K Q5_K_M Q4_K_M Q4_0
+GOLDEN_TYPES_qwen2-s  := F16 Q8_0 Q6_K Q5_K_M Q4_K_M Q4_0
+GOLDEN_FAMILIES := llama-s llama3-s qwen2-s
+GOLDEN_FILES := $(foreach m,$(GOLDEN_FAMILIES),$(TESTDATA)/models/$(m)-F32.gguf \
+	$(foreach t,$(GOLDEN_TYPES_$(m)),$(TESTDATA)/models/$(m)-$(t).gguf))
+
+define golden_f32_rule
+$(TESTDATA)/models/$(1)-F32.gguf: $(GOLDEN_REGEN) $(GOLDEN_DIR)/template-$(1).gguf $(GOLDEN_MANIFESTS)
+	@mkdir -p $$(dir $$@)
+	$$(call say,GEN,$$@)
+	$(Q)$(GOLDEN_REGEN) f32 $(1) $(GOLDEN_DIR)/template-$(1).gguf $$@.new
+	$(Q)$(GOLDEN_REGEN) accept $$@.new $$@ $(GOLDEN_MANIFESTS) || true
+endef
+
+define golden_quant_rule
+$(TESTDATA)/models/$(1)-$(2).gguf: $(TESTDATA)/models/$(1)-F32.gguf $(BUILD)/bin/slm $(GOLDEN_REGEN)
+	$$(call say,QUANT,$$@)
+	$(Q)$(BUILD)/bin/slm quantize --quiet $$< $$@.new $(2)
+	$(Q)$(GOLDEN_REGEN) accept $$@.new $$@ $(GOLDEN_MANIFESTS) || true
+endef
+
+$(foreach m,$(GOLDEN_FAMILIES),$(eval $(call golden_f32_rule,$(m))))
+$(foreach m,$(GOLDEN_FAMILIES),$(foreach t,$(GOLDEN_TYPES_$(m)),\
+	$(eval $(call golden_quant_rule,$(m),$(t)))))
+
+testdata: $(VOCABS) $(GOLDEN_FILES)
 
 test: deps all testdata
 	@SLM_TESTDATA=$(abspath $(TESTDATA)) ./tests/run.sh $(BUILD)

@@ -1039,6 +1039,7 @@ struct gguf_writer {
 	FILE *out;
 	char *path, *tmp_path;
 	uint64_t next_tensor, written;
+	uint64_t part; /* bytes of tensor next_tensor written so far */
 };
 
 struct gguf_writer *gguf_writer_create(void)
@@ -1366,6 +1367,7 @@ int gguf_writer_begin(struct gguf_writer *w, const char *path,
 	}
 	w->next_tensor = 0;
 	w->written = 0;
+	w->part = 0;
 	int rc = write_all(w, h.p, h.len, err);
 	free(h.p);
 	return rc;
@@ -1375,7 +1377,7 @@ int gguf_writer_write_data(struct gguf_writer *w, uint64_t index,
 			   const void *data, uint64_t size,
 			   struct slm_error *err)
 {
-	if (!w->out || index != w->next_tensor || index >= w->n_t)
+	if (!w->out || index != w->next_tensor || index >= w->n_t || w->part)
 		return slm_error_set(err, SLM_ESTATE,
 				     "tensor data written out of order");
 	const struct wtensor *t = &w->t[index];
@@ -1390,6 +1392,34 @@ int gguf_writer_write_data(struct gguf_writer *w, uint64_t index,
 	uint64_t pad = align_up(t->size, writer_alignment(w)) - t->size;
 	if (!rc)
 		rc = write_all(w, zeros, pad, err);
+	w->next_tensor++;
+	return rc;
+}
+
+int gguf_writer_write_part(struct gguf_writer *w, uint64_t index,
+			   const void *data, uint64_t size,
+			   struct slm_error *err)
+{
+	if (!w->out || index != w->next_tensor || index >= w->n_t)
+		return slm_error_set(err, SLM_ESTATE,
+				     "tensor data written out of order");
+	const struct wtensor *t = &w->t[index];
+	if (size > t->size - w->part)
+		return slm_error_set(err, SLM_EINVAL,
+				     "tensor '%s': %llu more bytes given, "
+				     "%llu left",
+				     t->name, (unsigned long long)size,
+				     (unsigned long long)(t->size - w->part));
+	int rc = write_all(w, data, size, err);
+	if (rc)
+		return rc;
+	w->part += size;
+	if (w->part < t->size)
+		return 0;
+	static const uint8_t zeros[256];
+	uint64_t pad = align_up(t->size, writer_alignment(w)) - t->size;
+	rc = write_all(w, zeros, pad, err);
+	w->part = 0;
 	w->next_tensor++;
 	return rc;
 }

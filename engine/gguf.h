@@ -210,6 +210,11 @@ int gguf_writer_begin(struct gguf_writer *w, const char *path,
 int gguf_writer_write_data(struct gguf_writer *w, uint64_t index,
 			   const void *data, uint64_t size,
 			   struct slm_error *err) SLM_MUST_CHECK;
+/* ...or in consecutive parts: `size` more bytes of tensor `index` (the
+ * tensor being written); padding follows its last part. */
+int gguf_writer_write_part(struct gguf_writer *w, uint64_t index,
+			   const void *data, uint64_t size,
+			   struct slm_error *err) SLM_MUST_CHECK;
 /* ...then finish (rename into place). */
 int gguf_writer_finish(struct gguf_writer *w,
 		       struct slm_error *err) SLM_MUST_CHECK;

@@ -13,6 +13,11 @@
  *                        same F32 source;
  *   slm_dequantize():    blocks -> f32, exact.
  *
+ * Both live in quant_ref.c.  Tested (tests/unit/test_quant.c) against the
+ * golden llama-s files, which llama-quantize made from the F32 file with
+ * no importance matrix: every type here is byte-identical to them (F16,
+ * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
+ *
  * The fast kernels (dot products against quantized activations, matrix
  * products, per-ISA tiers) build on these formats in their own modules.
  */
@@ -37,21 +42,21 @@ typedef uint16_t slm_fp16; /* IEEE binary16 bits */
 typedef uint16_t slm_bf16; /* bfloat16 bits */
 
 struct block_q4_0 {
-	slm_fp16 d;             /* scale */
-	uint8_t qs[QK4_0 / 2];  /* nibbles: low = values 0..15, high = 16..31 */
+	slm_fp16 d;	       /* scale */
+	uint8_t qs[QK4_0 / 2]; /* nibbles: low = values 0..15, high = 16..31 */
 };
 _Static_assert(sizeof(struct block_q4_0) == 18, "q4_0 block");
 
 struct block_q4_1 {
-	slm_fp16 d, m;          /* scale, minimum */
+	slm_fp16 d, m; /* scale, minimum */
 	uint8_t qs[QK4_1 / 2];
 };
 _Static_assert(sizeof(struct block_q4_1) == 20, "q4_1 block");
 
 struct block_q5_0 {
 	slm_fp16 d;
-	uint8_t qh[4];          /* 5th bit of each value */
-	uint8_t qs[QK5_0 / 2];  /* low 4 bits */
+	uint8_t qh[4];	       /* 5th bit of each value */
+	uint8_t qs[QK5_0 / 2]; /* low 4 bits */
 };
 _Static_assert(sizeof(struct block_q5_0) == 22, "q5_0 block");
 
