@@ -71,4 +71,13 @@ SLM_CFG_KEY(NUMA_MEM_RESERVE, "numa", "mem_reserve", SIZE, "512M", 0,
 	1125899906842624.0, NULL, STATIC,
 	"Memory left free on each node with a worker group when checking that "
 	"the weights and KV pools fit.")
+SLM_CFG_KEY(NUMA_AFFINITY_THRESHOLD, "numa", "affinity_threshold", INT,
+	"2048", 0, 1099511627776.0, NULL, RUNTIME,
+	"Prefix affinity holds until the group with the cached prefix has "
+	"this many tokens (queued + running) more than the least loaded "
+	"group.")
+SLM_CFG_KEY(NUMA_AFFINITY_MIN_PREFIX, "numa", "affinity_min_prefix", INT,
+	"32", 0, 1048576, NULL, RUNTIME,
+	"Prefix affinity counts only when the group's cached prefix is at "
+	"least this many tokens longer than the least loaded group's.")
 /* clang-format on */
