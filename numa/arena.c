@@ -98,6 +98,14 @@ void slm_arena_free(struct slm_arenas *arenas, void *p)
 		arena_backend_free(p);
 }
 
+uint64_t slm_arenas_bind_failures(const struct slm_arenas *arenas)
+{
+	uint64_t sum = 0;
+	for (int n = 0; n < arenas->n_nodes; n++)
+		sum += arena_backend_bind_failures(&arenas->nodes[n]);
+	return sum;
+}
+
 const char *slm_arenas_backend(const struct slm_arenas *arenas)
 {
 	(void)arenas;

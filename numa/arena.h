@@ -7,15 +7,18 @@
  * object must still land on node 1, where the group's threads read it.
  * First-touch placement cannot do that (the dataplane writes the object
  * first), so each node gets its own jemalloc arena (arenas.create) whose
- * extent hooks map memory and bind it to the node (mbind, preferred
- * policy: the node's memory while it has any, another node's rather than
- * the OOM killer).  Objects are allocated with MALLOCX_ARENA and no thread
- * cache (a thread cache would hand out objects of other arenas).
+ * extent hooks bind the memory jemalloc maps for it to the node (mbind,
+ * preferred policy: the node's memory while it has any, another node's
+ * rather than the OOM killer).  Objects are allocated with MALLOCX_ARENA
+ * and no thread cache (a thread cache would hand out objects of other
+ * arenas).
  *
  * Builds without jemalloc (`make asan`, SLM_NO_JEMALLOC) use a plain
- * path instead: page-aligned malloc blocks bound to the node with mbind
- * (slower and page-granular, but the same placement, and every object is
- * still seen by AddressSanitizer).  slm_arenas_backend() says which.
+ * path instead: malloc blocks whose pages are moved to the node with
+ * move_pages (a system call per object, but the same placement, and every
+ * object is still seen by AddressSanitizer).  slm_arenas_backend() says
+ * which.  A placement the kernel refuses does not fail the allocation; it
+ * is counted (slm_arenas_bind_failures).
  *
  * Node-bound memory needs the topology of this machine: a synthetic or
  * XML topology is refused with SLM_ESTATE.
@@ -55,7 +58,11 @@ void *slm_arena_calloc(struct slm_arenas *arenas, int node, size_t n,
 /* Free an object of slm_arena_alloc/calloc (NULL is ignored). */
 void slm_arena_free(struct slm_arenas *arenas, void *p);
 
-/* "jemalloc" or "malloc+mbind" (builds without jemalloc). */
+/* "jemalloc" or "malloc+move_pages" (builds without jemalloc). */
 const char *slm_arenas_backend(const struct slm_arenas *arenas);
+
+/* How many times the kernel refused to place arena memory on its node,
+ * over all nodes (0 when all is where it should be). */
+uint64_t slm_arenas_bind_failures(const struct slm_arenas *arenas);
 
 #endif

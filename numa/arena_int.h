@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "numa/arena.h"
 
@@ -25,7 +26,8 @@ struct slm_arenas {
  * Bind [addr, addr + len) to `node` with the preferred policy (addr page
  * aligned; len is rounded up to pages).  move: migrate pages already
  * there.  A raw system call: safe inside jemalloc's extent hooks, which
- * must not allocate.  Returns 0 or the errno value.
+ * must not allocate.  Returns 0 or the errno value.  (For whole mappings:
+ * a policy on part of one splits it.)
  */
 int arena_bind(void *addr, size_t len, int node, bool move);
 
@@ -35,6 +37,8 @@ int arena_backend_init(struct arena_node *an, struct slm_error *err);
 void arena_backend_fini(struct arena_node *an);
 void *arena_backend_alloc(struct arena_node *an, size_t size);
 void arena_backend_free(void *p);
+/* Extents or objects whose placement the kernel refused, so far. */
+uint64_t arena_backend_bind_failures(const struct arena_node *an);
 extern const char arena_backend_name[];
 
 #endif
