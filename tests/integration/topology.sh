@@ -123,6 +123,32 @@ fi
 "$SLM" topology >"$TMP/real-table" 2>"$TMP/err" && grep -q "^group 0" "$TMP/real-table" &&
 	ok "the table for this machine" || fail "table for this machine: $(cat "$TMP/err")"
 
+# The weights' size from a GGUF file: the sum of its tensors.
+vocab=${SLM_TESTDATA:-$BUILD/testdata}/vocab/vocab-spm.gguf
+if [ -f "$vocab" ]; then
+	# A vocabulary file has no tensors: nothing to place.
+	if "$SLM" topology --model "$vocab" --json >"$TMP/vocab.json" 2>"$TMP/err" &&
+		python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["weight_bytes"] != 0)' "$TMP/vocab.json"; then
+		ok "--model with a tensorless file"
+	else
+		fail "--model $vocab: $(cat "$TMP/err")"
+	fi
+else
+	fail "missing test input $vocab (make testdata)"
+fi
+for model in "${SLM_TESTDATA:-$BUILD/testdata}"/models/*.gguf; do
+	[ -f "$model" ] || continue
+	size=$(stat -c %s "$model")
+	if "$SLM" topology --model "$model" --json >"$TMP/model.json" 2>"$TMP/err" &&
+		python3 -c 'import json,sys; w=json.load(open(sys.argv[1]))["weight_bytes"]; sys.exit(not 0 < w <= int(sys.argv[2]))' \
+			"$TMP/model.json" "$size"; then
+		ok "--model $(basename "$model"): weights sized from its tensors"
+	else
+		fail "--model $model: $(cat "$TMP/err")"
+	fi
+	break
+done
+
 # Refusals: clear, exit status 1.
 expect_fail "replicate that does not fit" "numa.weights = replicate" \
 	"node 0" "numa.weights = interleave" -- \
