@@ -13,7 +13,10 @@
 #   - a file named *_avx2.c, *_avx512.c or *_amx.c is built with that ISA's
 #     flags, every other file for the x86-64-v2 baseline (run-time dispatch
 #     chooses the wide kernels);
-#   - a program's main lives in <folder>/<program>_main.c.
+#   - a program's main lives in <folder>/<program>_main.c;
+#   - a file named *_jemalloc.c is built only with jemalloc, one named
+#     *_nojemalloc.c only without it (NO_JEMALLOC=1, as `make asan` does):
+#     the two implement the same internal interface.
 
 BUILD   ?= build
 V       ?= 0
@@ -60,6 +63,11 @@ endif
 
 CORE_DIRS  := common engine cache numa dataplane daemon ctl
 CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
+ifeq ($(NO_JEMALLOC),1)
+CORE_SRCS  := $(filter-out %_jemalloc.c,$(CORE_SRCS))
+else
+CORE_SRCS  := $(filter-out %_nojemalloc.c,$(CORE_SRCS))
+endif
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
 SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)

@@ -37,4 +37,47 @@ SLM_CFG_KEY(ENGINE_SIMD, "engine", "simd", ENUM, "auto", 0, 0,
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,
 	"Path of the control socket that slmctl talks to.")
+SLM_CFG_KEY(NUMA_TOPOLOGY, "numa", "topology", STRING, "", 0, 0, NULL, STATIC,
+	"Machine to plan for: empty = this one; synthetic:\"DESC\" (hwloc "
+	"synthetic, e.g. package:2 numa:1 core:8 pu:2) or an hwloc XML file, "
+	"for planning only (no pinning).")
+SLM_CFG_KEY(NUMA_GROUPS, "numa", "groups", STRING, "auto", 0, 0, NULL, STATIC,
+	"Worker groups: auto or node (one per NUMA node), llc (per last-level "
+	"cache), package (per socket), or CPU sets split by '/', e.g. "
+	"0-7/8-15.")
+SLM_CFG_KEY(NUMA_DATAPLANE_CORES, "numa", "dataplane_cores", STRING, "auto",
+	0, 0, NULL, STATIC,
+	"Dataplane threads: auto (one; own core from 4 cores up, else shares a "
+	"worker core), a count N of own cores (0 = one thread, shared), or "
+	"cpus:LIST.")
+SLM_CFG_KEY(NUMA_DATAPLANE_NODE, "numa", "dataplane_node", INT, "-1", -1,
+	4095, NULL, STATIC,
+	"NUMA node whose cores run the dataplane (the NIC's node); -1 = the "
+	"node of the first worker group.")
+SLM_CFG_KEY(NUMA_CTL_CORE, "numa", "ctl_core", STRING, "auto", 0, 0, NULL,
+	STATIC,
+	"CPU of the control thread: auto (the spare hardware thread of the "
+	"first dataplane core, or that core), none (not pinned), or a CPU.")
+SLM_CFG_KEY(NUMA_ALLOW_SMT_SIBLINGS, "numa", "allow_smt_siblings", BOOL,
+	"false", 0, 0, NULL, STATIC,
+	"Run busy threads on every hardware thread of a core; off: one per "
+	"core, the SMT siblings stay idle.")
+SLM_CFG_KEY(NUMA_WEIGHTS, "numa", "weights", ENUM, "auto", 0, 0,
+	"auto|replicate|interleave|single", STATIC,
+	"Model weights: a copy per node (replicate), one copy spread over the "
+	"nodes (interleave) or on one node (single); auto = replicate if it "
+	"fits, else interleave.")
+SLM_CFG_KEY(NUMA_MEM_RESERVE, "numa", "mem_reserve", SIZE, "512M", 0,
+	1125899906842624.0, NULL, STATIC,
+	"Memory left free on each node with a worker group when checking that "
+	"the weights and KV pools fit.")
+SLM_CFG_KEY(NUMA_AFFINITY_THRESHOLD, "numa", "affinity_threshold", INT,
+	"2048", 0, 1099511627776.0, NULL, RUNTIME,
+	"Prefix affinity holds until the group with the cached prefix has "
+	"this many tokens (queued + running) more than the least loaded "
+	"group.")
+SLM_CFG_KEY(NUMA_AFFINITY_MIN_PREFIX, "numa", "affinity_min_prefix", INT,
+	"32", 0, 1048576, NULL, RUNTIME,
+	"Prefix affinity counts only when the group's cached prefix is at "
+	"least this many tokens longer than the least loaded group's.")
 /* clang-format on */
