@@ -94,8 +94,11 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 
 .PHONY: all deps testdata test unit asan run install bench fuzz lint format clean help
 .DEFAULT_GOAL := all
-# Keep intermediate objects (program mains) so relinks stay incremental.
-.SECONDARY:
+# Program mains are built through a pattern chain, which would make them
+# intermediate (deleted after linking); keep them so relinks stay
+# incremental.  Only these: a blanket .SECONDARY would let make skip a new
+# object whose source is older than the archive.
+.SECONDARY: $(call obj,$(wildcard $(addsuffix /*_main.c,$(CORE_DIRS))))
 
 all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN) \
 	$(TOOL_BINS)

@@ -621,6 +621,28 @@ const char *slm_config_origin(const struct slm_config *cfg, enum slm_cfg_id id)
 	return cfg->slot[id].origin;
 }
 
+/* Write text as "; " comment lines of at most 78 columns: inih reads
+ * lines of at most 200 characters, and the dump must load back. */
+static void dump_comment(FILE *out, const char *text)
+{
+	const size_t width = 76;
+	while (*text) {
+		size_t len = strlen(text);
+		size_t cut = len;
+		if (len > width) {
+			cut = width;
+			while (cut > 0 && text[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = width;
+		}
+		fprintf(out, "; %.*s\n", (int)cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
 int slm_config_dump(const struct slm_config *cfg, FILE *out)
 {
 	const char *section = NULL;
@@ -635,10 +657,14 @@ int slm_config_dump(const struct slm_config *cfg, FILE *out)
 		describe_allowed(k, allowed, sizeof(allowed));
 		slm_config_format(cfg, (enum slm_cfg_id)id, value,
 				  sizeof(value));
-		fprintf(out, "; %s\n; allowed: %s; default: %s; %s; from %s\n",
-			k->help, allowed, k->def,
-			k->runtime ? "runtime-tunable" : "needs restart",
-			cfg->slot[id].origin);
+		dump_comment(out, k->help);
+		char facts[512];
+		snprintf(facts, sizeof(facts),
+			 "allowed: %s; default: %s; %s; from %s", allowed,
+			 k->def,
+			 k->runtime ? "runtime-tunable" : "needs restart",
+			 cfg->slot[id].origin);
+		dump_comment(out, facts);
 		fprintf(out, "%s = %s\n", k->name, value);
 	}
 	return ferror(out) ? SLM_EIO : 0;
