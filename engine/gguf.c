@@ -210,6 +210,9 @@ struct gguf_file {
 	const uint8_t *base;
 	uint64_t size;
 	bool mapped;
+	bool from_file; /* opened by path: dev and ino say which file */
+	dev_t dev;
+	ino_t ino;
 	uint32_t version;
 	uint32_t alignment;
 	uint64_t data_offset;
@@ -752,6 +755,9 @@ int gguf_open(const char *path, struct gguf_file **out, struct slm_error *err)
 				     path);
 	}
 	f->size = (uint64_t)st.st_size;
+	f->from_file = true;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
 	if (f->size > 0) {
 		void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
 		if (m == MAP_FAILED) {
@@ -820,6 +826,36 @@ uint64_t gguf_data_offset(const struct gguf_file *f)
 const uint8_t *gguf_mapping(const struct gguf_file *f)
 {
 	return f->base;
+}
+
+bool gguf_from_file(const struct gguf_file *f)
+{
+	return f->from_file;
+}
+
+int gguf_check_same_file(const struct gguf_file *f, int fd,
+			 struct slm_error *err)
+{
+	if (!f->from_file)
+		return slm_error_set(err, SLM_EINVAL,
+				     "%s was opened from memory, not a file",
+				     f->path);
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return slm_error_errno(err, SLM_EIO, errno, "cannot stat %s",
+				       f->path);
+	if (st.st_dev != f->dev || st.st_ino != f->ino)
+		return slm_error_set(err, SLM_EIO,
+				     "%s was replaced by another file since "
+				     "it was opened",
+				     f->path);
+	if ((uint64_t)st.st_size != f->size)
+		return slm_error_set(err, SLM_EIO,
+				     "%s changed size since it was opened "
+				     "(%llu bytes then, %llu now)",
+				     f->path, (unsigned long long)f->size,
+				     (unsigned long long)st.st_size);
+	return 0;
 }
 uint64_t gguf_n_kv(const struct gguf_file *f)
 {

@@ -108,6 +108,18 @@ uint64_t gguf_data_offset(const struct gguf_file *f);
 /* The whole file as mapped (tensor data at gguf_data_offset). */
 const uint8_t *gguf_mapping(const struct gguf_file *f);
 
+/*
+ * Check that fd is the file f was opened from (same device and inode) and
+ * still has the size it had then: a loader that reopens the path reads
+ * what the header described.  SLM_EIO with the reason when not, SLM_EINVAL
+ * for a file opened from a buffer.
+ */
+int gguf_check_same_file(const struct gguf_file *f, int fd,
+			 struct slm_error *err) SLM_MUST_CHECK;
+
+/* True when f was opened from a file (gguf_open), not a buffer. */
+bool gguf_from_file(const struct gguf_file *f);
+
 /* Metadata by index (file order) and by key. */
 uint64_t gguf_n_kv(const struct gguf_file *f);
 const char *gguf_kv_key(const struct gguf_file *f, uint64_t index);
