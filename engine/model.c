@@ -259,8 +259,8 @@ static int read_hparams(struct ctx *c)
 				     "evenly by %u key/value heads",
 				     c->path, hp->n_head, hp->n_head_kv);
 
-	/* head_dim: key_length, else the rotary dimension count, else
-	 * n_embd / n_head; all that are present must agree. */
+	/* head_dim: key_length, else n_embd / n_head (as llama.cpp), else
+	 * the rotary dimension count; all that are present must agree. */
 	uint32_t key_len = 0, val_len = 0, n_rot = 0;
 	bool have_k, have_v, have_rot;
 	if ((rc = get_u32(c, "attention.key_length", 1, 1u << 14, &key_len,
@@ -272,10 +272,10 @@ static int read_hparams(struct ctx *c)
 		return rc;
 	if (have_k)
 		hp->head_dim = key_len;
-	else if (have_rot)
-		hp->head_dim = n_rot;
 	else if (hp->n_embd % hp->n_head == 0)
 		hp->head_dim = hp->n_embd / hp->n_head;
+	else if (have_rot)
+		hp->head_dim = n_rot;
 	else
 		return slm_error_set(c->err, SLM_EFORMAT,
 				     "%s: n_embd %u is not a multiple of "
