@@ -80,7 +80,12 @@ static char *arena_strndup(struct arena *a, const uint8_t *src, uint64_t len)
 	size_t need = (size_t)len + 1;
 	struct arena_block *b = a->head;
 	if (!b || b->cap - b->used < need) {
-		size_t cap = need > (1u << 20) ? need : (1u << 20);
+		/* Blocks grow from 16 KiB to 1 MiB: a small file costs one
+		 * small allocation, a big vocabulary few large ones. */
+		size_t cap = b ? SLM_MIN(2 * b->cap, (size_t)1 << 20)
+			       : (size_t)16 << 10;
+		if (cap < need)
+			cap = need;
 		b = malloc(sizeof(*b) + cap);
 		if (!b)
 			return NULL;
