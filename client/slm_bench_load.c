@@ -30,10 +30,12 @@ static const char *const prog = "slm bench-load";
 #define MAX_RUNS 100
 
 struct run {
-	double open_s;	/* header parsed, model described */
-	double load_s;	/* every weight byte resident */
-	double raw_s;	/* the raw O_DIRECT read; < 0 when unavailable */
-	uint64_t bytes; /* weight bytes loaded */
+	double open_s;	   /* header parsed, model described */
+	double load_s;	   /* every weight byte resident */
+	double raw_s;	   /* the raw O_DIRECT read; < 0 when unavailable */
+	double collapse_s; /* background move onto huge pages, after */
+	double alloc_s;	   /* part of load_s: allocating the region */
+	uint64_t bytes;	   /* weight bytes loaded */
 	uint64_t raw_bytes;
 };
 
@@ -92,7 +94,7 @@ static void usage(FILE *out)
 		"  --qd N         reads in flight (model.load_queue_depth)\n"
 		"  --block SIZE   bytes per read (model.load_block_size)\n"
 		"  --node N       NUMA node of the memory (default: local)\n"
-		"  --no-huge      ordinary pages: no hugetlb, no THP advice\n"
+		"  --no-huge      ordinary pages (model.load_thp = off)\n"
 		"  --buffered     no O_DIRECT for the load (model.load_direct "
 		"= false)\n"
 		"  --no-prefault  no helper thread faulting memory in ahead\n"
@@ -190,7 +192,7 @@ static int cmd_bench_load(int argc, char **argv)
 		p.direct = false;
 	p.node = (int)node;
 	if (no_huge)
-		p.numa_flags |= SLM_NUMA_NO_HUGE;
+		p.thp = SLM_LOAD_THP_OFF;
 	if (no_prefault)
 		p.prefault = false;
 
@@ -252,9 +254,15 @@ static int cmd_bench_load(int argc, char **argv)
 			run->open_s = (double)(t1 - t0) / 1e9;
 			run->load_s = (double)(t2 - t1) / 1e9;
 			run->bytes = w->bytes;
+			run->alloc_s = (double)w->alloc_ns / 1e9;
 			data_offset = gguf_data_offset(m->file);
 			file_size = gguf_file_size(m->file);
 			n_tensors = (uint32_t)gguf_n_tensors(m->file);
+			/* The collapse onto huge pages runs after the load
+			 * returned (the weights are usable meanwhile): time
+			 * it, and count the huge pages it gave. */
+			run->collapse_s =
+				(double)slm_weights_wait_huge(w) / 1e9;
 			huge = w->mem.ptr ? slm_numa_huge_bytes(w->mem.ptr,
 								w->mem.mapped)
 					  : 0;
@@ -289,6 +297,10 @@ static int cmd_bench_load(int argc, char **argv)
 	double med_gbs = median(load_gbs, reps);
 	double med_raw = median(raw_gbs, n_raw);
 	double med_ratio = median(ratio, n_raw);
+	double collapse[MAX_RUNS];
+	for (int r = 0; r < reps; r++)
+		collapse[r] = runs[r].collapse_s;
+	double med_collapse = median(collapse, reps);
 
 	const char *method = slm_load_method_name(info.method);
 	if (json) {
@@ -304,8 +316,11 @@ static int cmd_bench_load(int argc, char **argv)
 					(double)info.block_size);
 		cJSON_AddNumberToObject(o, "node", info.mem.node);
 		cJSON_AddBoolToObject(o, "hugetlb", info.mem.hugetlb);
-		cJSON_AddBoolToObject(o, "thp", info.mem.thp);
+		cJSON_AddBoolToObject(o, "thp_advised", info.mem.thp);
 		cJSON_AddNumberToObject(o, "huge_bytes", (double)huge);
+		cJSON_AddStringToObject(o, "thp", slm_load_thp_name(p.thp));
+		cJSON_AddNumberToObject(o, "collapse_s",
+					runs[reps - 1].collapse_s);
 		cJSON_AddBoolToObject(o, "cold", cold);
 		cJSON_AddStringToObject(o, "fallback", info.fallback);
 		cJSON *a = cJSON_AddArrayToObject(o, "runs");
@@ -313,6 +328,7 @@ static int cmd_bench_load(int argc, char **argv)
 			cJSON *e = cJSON_CreateObject();
 			cJSON_AddNumberToObject(e, "open_s", runs[r].open_s);
 			cJSON_AddNumberToObject(e, "load_s", runs[r].load_s);
+			cJSON_AddNumberToObject(e, "alloc_s", runs[r].alloc_s);
 			cJSON_AddNumberToObject(e, "load_gbs",
 						(double)runs[r].bytes /
 							runs[r].load_s / 1e9);
@@ -358,26 +374,34 @@ static int cmd_bench_load(int argc, char **argv)
 	printf("\n");
 	if (info.fallback[0])
 		printf("fallback %s\n", info.fallback);
+	bool collapsed = info.method != SLM_LOAD_MMAP &&
+			 p.thp == SLM_LOAD_THP_COLLAPSE && !info.mem.hugetlb;
 	if (info.method == SLM_LOAD_MMAP)
 		printf("memory   the page cache (file mapping)\n");
 	else
-		printf("memory   %s, %s, %.1f MB on huge pages\n",
+		printf("memory   %s, %s (model.load_thp = %s), %.1f MB on "
+		       "huge pages%s\n",
 		       info.mem.node >= 0 ? "bound to a node" : "not bound",
 		       info.mem.hugetlb ? "reserved 2 MiB pages"
 		       : info.mem.thp	? "THP advised"
 					: "ordinary pages",
-		       (double)huge / 1e6);
+		       slm_load_thp_name(p.thp), (double)huge / 1e6,
+		       collapsed ? " after the collapse" : "");
+	if (collapsed)
+		printf("collapse %.3f s after the load (median; the "
+		       "weights are usable meanwhile)\n",
+		       med_collapse);
 	if (info.mem.node >= 0)
 		printf("node     %d\n", info.mem.node);
 	printf("cache    %s\n", cold ? "dropped before each read (--cold)"
 				     : "as found (warm runs; --cold to drop)");
-	printf("\n%-4s %8s %8s %9s %8s %9s %7s\n", "run", "open_s", "load_s",
-	       "load_GB/s", "raw_s", "raw_GB/s", "ratio");
+	printf("\n%-4s %8s %8s %8s %9s %8s %9s %7s\n", "run", "open_s",
+	       "load_s", "alloc_s", "load_GB/s", "raw_s", "raw_GB/s", "ratio");
 	for (int r = 0; r < reps; r++) {
 		const struct run *x = &runs[r];
 		double gbs = (double)x->bytes / x->load_s / 1e9;
-		printf("%-4d %8.3f %8.3f %9.2f", r + 1, x->open_s, x->load_s,
-		       gbs);
+		printf("%-4d %8.3f %8.3f %8.3f %9.2f", r + 1, x->open_s,
+		       x->load_s, x->alloc_s, gbs);
 		if (x->raw_s > 0) {
 			double rg = (double)x->raw_bytes / x->raw_s / 1e9;
 			printf(" %8.3f %9.2f %6.1f%%\n", x->raw_s, rg,

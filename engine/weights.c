@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
 
 #define LOG "weights"
 /* A read that keeps failing with EINTR/EAGAIN is given up after this. */
@@ -27,6 +32,19 @@ const char *slm_load_method_name(enum slm_load_method m)
 		return "read";
 	case SLM_LOAD_MMAP:
 		return "mmap";
+	}
+	return "?";
+}
+
+const char *slm_load_thp_name(enum slm_load_thp t)
+{
+	switch (t) {
+	case SLM_LOAD_THP_COLLAPSE:
+		return "collapse";
+	case SLM_LOAD_THP_FAULT:
+		return "fault";
+	case SLM_LOAD_THP_OFF:
+		return "off";
 	}
 	return "?";
 }
@@ -51,6 +69,7 @@ void slm_load_params_from_config(struct slm_load_params *p,
 		(uint32_t)slm_cfg_int(cfg, SLM_CFG_MODEL_LOAD_QUEUE_DEPTH);
 	p->block_size = slm_cfg_size(cfg, SLM_CFG_MODEL_LOAD_BLOCK_SIZE);
 	p->direct = slm_cfg_bool(cfg, SLM_CFG_MODEL_LOAD_DIRECT);
+	p->thp = (enum slm_load_thp)slm_cfg_enum(cfg, SLM_CFG_MODEL_LOAD_THP);
 }
 
 static uint64_t round_up(uint64_t x, uint64_t a)
@@ -203,6 +222,15 @@ static int complete(struct reader *r, struct chunk *c, uint64_t len, long res)
 	}
 	if (res == -EINVAL && r->direct && !r->any_done)
 		return RESTART_BUFFERED;
+	if (res == -EFAULT || res == -ENOMEM)
+		return slm_error_set(r->err, SLM_ENOMEM,
+				     "%s: read of %llu bytes at offset %llu "
+				     "failed: %s: no memory behind the "
+				     "region (reserved huge pages taken by "
+				     "another process?)",
+				     r->path, (unsigned long long)len,
+				     (unsigned long long)c->off,
+				     strerror((int)-res));
 	if (res < 0)
 		return slm_error_set(r->err, SLM_EIO,
 				     "%s: read of %llu bytes at offset %llu "
@@ -496,15 +524,19 @@ static int populate_mapping(const struct slm_model *m, struct reader *r)
 /* ---- prefaulting ---------------------------------------------------------- */
 
 /*
- * Fresh anonymous memory costs a page fault and zeroing per page on first
- * touch, and O_DIRECT touches it in the reading thread (pinning the pages
- * of each read as it is submitted): on a 2-CPU machine that made the load
- * take half again as long as the disk.  A helper thread populates the
- * region from its end backwards while the reader works from the front;
- * they meet in the middle, each having faulted part of the region, and
- * the disk never waits for memory.
+ * Fresh memory costs a page fault and zeroing per page on first touch (in
+ * a VM, often a host fault too), and O_DIRECT touches it in the reading
+ * thread as each read is submitted: serially, the load took the disk's
+ * time plus the memory's.  A helper thread populates the region just
+ * ahead of the reads, so they land in memory that is ready and the two
+ * costs overlap.  Neither thread waits for the other: when the reads
+ * overtake the helper (memory slower than the disk), the reading thread
+ * faults its own pages and the helper jumps ahead of it again, so the
+ * faulting is shared between the two CPUs.
  */
 #define PREFAULT_STEP (4u << 20)
+/* How far ahead of the reads the helper may go. */
+#define PREFAULT_LEAD (64u << 20)
 
 struct prefault {
 	pthread_t thread;
@@ -512,27 +544,37 @@ struct prefault {
 	uint8_t *base;
 	uint64_t len;
 	uint64_t frontier; /* atomic: the reader's claim, bytes from base */
-	uint64_t stop;	   /* atomic: set to end the thread early */
+	uint64_t stop;	   /* atomic: set to end the thread */
 	uint64_t faulted;  /* bytes the helper populated */
+	int error;	   /* errno of a failed populate, 0 */
 };
 
 static void *prefault_main(void *arg)
 {
 	struct prefault *pf = arg;
-	uint64_t pos = pf->len;
-	while (pos > 0 && !__atomic_load_n(&pf->stop, __ATOMIC_RELAXED)) {
-		uint64_t lo = pos > PREFAULT_STEP ? pos - PREFAULT_STEP : 0;
-		/* Stop a step short of the reader: it faults what it
-		 * reaches first, and neither waits for the other. */
+	uint64_t pos = 0;
+	while (pos < pf->len && !__atomic_load_n(&pf->stop, __ATOMIC_RELAXED)) {
 		uint64_t claimed =
 			__atomic_load_n(&pf->frontier, __ATOMIC_RELAXED);
-		if (lo < claimed + PREFAULT_STEP)
+		if (pos < claimed)
+			pos = round_up(claimed, PREFAULT_STEP); /* overtaken */
+		if (pos >= pf->len)
 			break;
-		if (madvise(pf->base + lo, pos - lo, MADV_POPULATE_WRITE) != 0)
-			break; /* an old kernel, or no memory: the reader
-				  faults the rest itself */
-		pf->faulted += pos - lo;
-		pos = lo;
+		if (pos >= claimed + PREFAULT_LEAD) {
+			/* Far enough ahead: let the reads catch up. */
+			sched_yield();
+			continue;
+		}
+		uint64_t len = SLM_MIN((uint64_t)PREFAULT_STEP, pf->len - pos);
+		if (madvise(pf->base + pos, len, MADV_POPULATE_WRITE) != 0) {
+			/* No memory, or a kernel before 5.14: the reads
+			 * fault the rest themselves (and report a shortage
+			 * as a read error). */
+			pf->error = errno;
+			break;
+		}
+		pf->faulted += len;
+		pos += len;
 	}
 	return NULL;
 }
@@ -540,8 +582,6 @@ static void *prefault_main(void *arg)
 static void prefault_start(struct prefault *pf, struct slm_numa_mem *mem)
 {
 	memset(pf, 0, sizeof(*pf));
-	if (mem->hugetlb) /* populated by the allocator already */
-		return;
 	pf->base = mem->ptr;
 	pf->len = mem->mapped;
 	pf->running = pthread_create(&pf->thread, NULL, prefault_main, pf) == 0;
@@ -554,6 +594,85 @@ static void prefault_stop(struct prefault *pf)
 	__atomic_store_n(&pf->stop, 1, __ATOMIC_RELAXED);
 	pthread_join(pf->thread, NULL);
 	pf->running = false;
+}
+
+/* ---- collapsing onto huge pages after the load ---------------------------- */
+
+/*
+ * Where every fresh huge page is expensive (a VM whose free memory was
+ * handed back to the host costs a host fault per 2 MiB: a 668 MB region
+ * took 1 to 2.5 s to fault in on huge pages, 0.2 s on ordinary ones), the
+ * load reads into ordinary pages and this thread then moves the region
+ * onto huge pages, 2 MiB at a time, while the model is already in use.
+ */
+struct slm_weights_collapse {
+	pthread_t thread;
+	uint8_t *base;
+	uint64_t len;
+	uint64_t stop;	  /* atomic */
+	uint64_t t0;	  /* end of the load */
+	uint64_t elapsed; /* set by the thread when it ends */
+	uint64_t collapsed, failed;
+};
+
+static void *collapse_main(void *arg)
+{
+	struct slm_weights_collapse *c = arg;
+	for (uint64_t off = 0; off < c->len; off += SLM_NUMA_HUGE_PAGE) {
+		if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED))
+			break;
+		if (madvise(c->base + off, SLM_NUMA_HUGE_PAGE, MADV_COLLAPSE) ==
+		    0) {
+			c->collapsed += SLM_NUMA_HUGE_PAGE;
+		} else if (errno == EINVAL) {
+			break; /* before Linux 6.1: khugepaged will do it,
+				  slowly, thanks to MADV_HUGEPAGE */
+		} else {
+			c->failed += SLM_NUMA_HUGE_PAGE; /* no huge page free
+							    right now */
+		}
+	}
+	c->elapsed = slm_now_ns() - c->t0;
+	return NULL;
+}
+
+static void collapse_start(struct slm_weights *w)
+{
+	if (!w->mem.ptr || w->mem.hugetlb)
+		return;
+	/* The advice alone lets khugepaged collapse the region in time;
+	 * the thread does it now. */
+	if (madvise(w->mem.ptr, w->mem.mapped, MADV_HUGEPAGE) != 0)
+		return;
+	w->mem.thp = true;
+	struct slm_weights_collapse *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->base = w->mem.ptr;
+	c->len = w->mem.mapped;
+	c->t0 = slm_now_ns();
+	if (pthread_create(&c->thread, NULL, collapse_main, c) != 0) {
+		free(c);
+		return;
+	}
+	w->collapse = c;
+}
+
+uint64_t slm_weights_wait_huge(struct slm_weights *w)
+{
+	struct slm_weights_collapse *c = w->collapse;
+	if (!c)
+		return 0;
+	pthread_join(c->thread, NULL);
+	uint64_t elapsed = c->elapsed;
+	SLM_DEBUG(LOG,
+		  "collapsed %llu MB onto huge pages in %.3f s (%llu MB "
+		  "could not be)",
+		  (unsigned long long)(c->collapsed >> 20),
+		  (double)elapsed / 1e9, (unsigned long long)(c->failed >> 20));
+	free(c);
+	w->collapse = NULL;
+	return elapsed;
 }
 
 /* ---- load ------------------------------------------------------------------ */
@@ -624,9 +743,22 @@ restart:
 	/* Allocate once, for the widest range (the direct one). */
 	if (!w->mem.ptr) {
 		uint64_t len = round_up(r->end - r->start, r->align);
-		if ((rc = slm_numa_alloc((size_t)len, p->node, p->numa_flags,
-					 &w->mem, r->err)))
+		static const unsigned flags[] = {
+			[SLM_LOAD_THP_COLLAPSE] = SLM_NUMA_NO_THP,
+			[SLM_LOAD_THP_FAULT] = 0,
+			[SLM_LOAD_THP_OFF] = SLM_NUMA_NO_HUGE,
+		};
+		/* With the prefault thread, reserved huge pages are zeroed
+		 * while the reads run, not before: the memory is touched
+		 * only through the kernel (populate, O_DIRECT) until then,
+		 * so a shortage is an error, never SIGBUS. */
+		unsigned f = flags[p->thp] |
+			     (p->prefault ? SLM_NUMA_NO_POPULATE : 0);
+		uint64_t t = slm_now_ns();
+		if ((rc = slm_numa_alloc((size_t)len, p->node, f, &w->mem,
+					 r->err)))
 			goto out;
+		w->alloc_ns = slm_now_ns() - t;
 		/* Buffered reads after a direct attempt keep the direct
 		 * start, so the region's layout does not change. */
 	}
@@ -690,7 +822,8 @@ int slm_weights_load(const struct slm_model *m,
 	if (!p.block_size)
 		p.block_size = SLM_LOAD_DEFAULT_BLOCK_SIZE;
 	if (p.queue_depth > 4096 || p.block_size > (1u << 30) ||
-	    (unsigned)p.method > SLM_LOAD_MMAP)
+	    (unsigned)p.method > SLM_LOAD_MMAP ||
+	    (unsigned)p.thp > SLM_LOAD_THP_OFF)
 		return slm_error_set(err, SLM_EINVAL,
 				     "weights: bad load parameters (queue "
 				     "depth %u, block %llu bytes)",
@@ -746,6 +879,8 @@ int slm_weights_load(const struct slm_model *m,
 	slm_tensors_for_each(&w->t, point_view, &vb);
 	w->bytes = r.end - data_offset;
 	w->elapsed_ns = slm_now_ns() - t0;
+	if (p.method != SLM_LOAD_MMAP && p.thp == SLM_LOAD_THP_COLLAPSE)
+		collapse_start(w);
 	r.done = r.total;
 	report(&r, true);
 	SLM_DEBUG(LOG, "%s: %llu bytes in %.3f s (%s%s)", m->path,
@@ -763,6 +898,10 @@ void slm_weights_free(struct slm_weights *w)
 {
 	if (!w)
 		return;
+	if (w->collapse) {
+		__atomic_store_n(&w->collapse->stop, 1, __ATOMIC_RELAXED);
+		slm_weights_wait_huge(w);
+	}
 	slm_numa_free(&w->mem);
 	free(w->t.layers);
 	free(w);
@@ -784,7 +923,7 @@ int slm_weights_read_raw(const char *path, uint64_t offset, uint64_t len,
 				     "size %llu",
 				     queue_depth,
 				     (unsigned long long)block_size);
-	struct reader r = {.path = path, .fd = -1, .err = err, .ring = true};
+	struct reader r = {.path = path, .fd = -1, .err = err};
 	char why[128];
 	int rc = open_reader(&r, true, why, sizeof(why));
 	if (rc)
@@ -808,12 +947,15 @@ int slm_weights_read_raw(const char *path, uint64_t offset, uint64_t len,
 		r.end = r.start;
 	r.block = round_up(block_size, r.align);
 	struct slm_numa_mem mem;
-	if ((rc = slm_numa_alloc((size_t)(r.block * queue_depth),
-				 SLM_NUMA_LOCAL, 0, &mem, err))) {
+	/* The destination is in place before the clock starts: as big as
+	 * the range (a ring of a few blocks would stay in the CPU's cache
+	 * and flatter the device), pre-faulted on huge pages, so the time
+	 * is the device's and the memory's, not the allocator's. */
+	uint64_t dest = round_up(r.end - r.start, r.align);
+	if ((rc = slm_numa_alloc((size_t)dest, SLM_NUMA_LOCAL, 0, &mem, err))) {
 		close(r.fd);
 		return rc;
 	}
-	/* Touch the buffers first: the raw rate measures the device. */
 	memset(mem.ptr, 0, mem.size);
 	r.buf = mem.ptr;
 	struct io_uring ring;

@@ -44,8 +44,27 @@ enum slm_load_method {
 /* "uring", "read", "mmap". */
 const char *slm_load_method_name(enum slm_load_method m);
 
+/* How the region gets onto transparent huge pages (model.load_thp).
+ * Reserved huge pages (hugetlb) are used first whenever there are
+ * enough, except with OFF. */
+enum slm_load_thp {
+	/* Ordinary pages while reading, then a background thread collapses
+	 * the region onto huge pages (MADV_COLLAPSE) after the load has
+	 * returned: the model is usable at disk speed even where each fresh
+	 * huge page is expensive (VMs that hand free memory back to the
+	 * host), and on huge pages a moment later. */
+	SLM_LOAD_THP_COLLAPSE = 0,
+	/* MADV_HUGEPAGE before reading: huge pages as the reads land; no
+	 * copy, the right choice where fresh huge pages are cheap. */
+	SLM_LOAD_THP_FAULT = 1,
+	SLM_LOAD_THP_OFF = 2, /* ordinary pages only */
+};
+
+/* "collapse", "fault", "off". */
+const char *slm_load_thp_name(enum slm_load_thp t);
+
 /* Defaults, measured on the development machine (docs/benchmarks.md). */
-#define SLM_LOAD_DEFAULT_QUEUE_DEPTH 16
+#define SLM_LOAD_DEFAULT_QUEUE_DEPTH 32
 #define SLM_LOAD_DEFAULT_BLOCK_SIZE (1u << 20)
 
 struct slm_load_progress {
@@ -71,12 +90,12 @@ struct slm_load_faults {
 
 struct slm_load_params {
 	enum slm_load_method method;
-	int node;	      /* NUMA node, SLM_NUMA_LOCAL or _ANY */
-	uint32_t queue_depth; /* reads in flight (uring); 0: default */
-	uint64_t block_size;  /* bytes per read; 0: default */
-	bool direct;	      /* try O_DIRECT (uring) */
-	unsigned numa_flags;  /* SLM_NUMA_NO_HUGE ... */
-	bool prefault;	      /* a helper thread faults the region in
+	int node;	       /* NUMA node, SLM_NUMA_LOCAL or _ANY */
+	uint32_t queue_depth;  /* reads in flight (uring); 0: default */
+	uint64_t block_size;   /* bytes per read; 0: default */
+	bool direct;	       /* try O_DIRECT (uring) */
+	enum slm_load_thp thp; /* huge pages: model.load_thp */
+	bool prefault;	       /* a helper thread faults the region in
 				   from its end while reads fill it */
 	slm_load_progress_fn progress;
 	void *progress_arg;
@@ -89,7 +108,8 @@ struct slm_load_params {
 void slm_load_params_default(struct slm_load_params *p);
 
 /* The params the config says (model.load, model.load_queue_depth,
- * model.load_block_size, model.load_direct); other fields default. */
+ * model.load_block_size, model.load_direct, model.load_thp); other fields
+ * default. */
 void slm_load_params_from_config(struct slm_load_params *p,
 				 const struct slm_config *cfg);
 
@@ -106,8 +126,13 @@ struct slm_weights {
 				   offset (uring reads up to one alignment
 				   unit more, from the aligned offset) */
 	uint64_t elapsed_ns;	 /* the whole load, allocation included */
+	uint64_t alloc_ns;	 /* of which allocating the region (reserved
+				    huge pages are zeroed there) */
 	struct slm_numa_mem mem; /* the region (empty for mmap) */
 	uint64_t prefaulted;	 /* bytes the helper thread faulted in */
+	/* The background move onto huge pages (SLM_LOAD_THP_COLLAPSE);
+	 * NULL when none runs.  Private to weights.c. */
+	struct slm_weights_collapse *collapse;
 	/* Why the method or O_DIRECT was not used as asked; "" when it
 	 * was.  Also logged. */
 	char fallback[160];
@@ -124,7 +149,15 @@ int slm_weights_load(const struct slm_model *m,
 		     struct slm_weights **out,
 		     struct slm_error *err) SLM_MUST_CHECK;
 
+/* Stop the background collapse (if running) and release everything. */
 void slm_weights_free(struct slm_weights *w);
+
+/*
+ * Wait until the background collapse onto huge pages has finished;
+ * returns how long it took, in ns from the end of the load (0 when none
+ * ran).  Optional: readers need not wait, the bytes never change.
+ */
+uint64_t slm_weights_wait_huge(struct slm_weights *w);
 
 /*
  * The physical limit, for benchmarks: read [offset, offset + len) of a

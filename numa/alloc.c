@@ -116,7 +116,7 @@ static size_t round_up(size_t x, size_t a)
 
 /* Reserved 2 MiB pages, bound and populated; false to fall back. */
 static bool try_hugetlb(hwloc_topology_t t, size_t mapped, int node,
-			struct slm_numa_mem *out)
+			bool populate, struct slm_numa_mem *out)
 {
 	if (free_hugepages(node) < mapped / SLM_NUMA_HUGE_PAGE)
 		return false;
@@ -128,7 +128,7 @@ static bool try_hugetlb(hwloc_topology_t t, size_t mapped, int node,
 	/* The reservation is not per node: populate now, so a node short
 	 * of pages fails here (an error) rather than with SIGBUS later. */
 	if ((node >= 0 && (!t || bind_area(t, p, mapped, node) != 0)) ||
-	    madvise(p, mapped, MADV_POPULATE_WRITE) != 0) {
+	    (populate && madvise(p, mapped, MADV_POPULATE_WRITE) != 0)) {
 		munmap(p, mapped);
 		return false;
 	}
@@ -174,7 +174,8 @@ int slm_numa_alloc(size_t size, int node, unsigned flags,
 	out->size = size;
 	out->mapped = mapped;
 	if (!(flags & SLM_NUMA_NO_HUGE) &&
-	    try_hugetlb(t, mapped, node >= 0 ? node : -1, out))
+	    try_hugetlb(t, mapped, node >= 0 ? node : -1,
+			!(flags & SLM_NUMA_NO_POPULATE), out))
 		return 0;
 
 	/* Ordinary pages: map 2 MiB more and trim, so the region starts on
@@ -194,7 +195,7 @@ int slm_numa_alloc(size_t size, int node, unsigned flags,
 	out->ptr = p;
 	out->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	out->node = -1;
-	if (!(flags & SLM_NUMA_NO_HUGE) &&
+	if (!(flags & (SLM_NUMA_NO_HUGE | SLM_NUMA_NO_THP)) &&
 	    madvise(p, mapped, MADV_HUGEPAGE) == 0)
 		out->thp = true;
 	if (node >= 0) {

@@ -29,6 +29,13 @@
 /* Flags of slm_numa_alloc. */
 enum {
 	SLM_NUMA_NO_HUGE = 1u << 0, /* ordinary pages, no THP advice */
+	SLM_NUMA_NO_THP = 1u << 1,  /* reserved huge pages if any, else
+				       ordinary pages without THP advice */
+	/* Reserved huge pages are not populated here: the caller populates
+	 * them (MADV_POPULATE_WRITE) or touches them only through the
+	 * kernel (O_DIRECT reads) first, where a node short of pages is an
+	 * error (ENOMEM, EFAULT) instead of SIGBUS in user space. */
+	SLM_NUMA_NO_POPULATE = 1u << 2,
 };
 
 #define SLM_NUMA_HUGE_PAGE (2u << 20)
@@ -40,7 +47,8 @@ struct slm_numa_mem {
 	size_t mapped;	  /* bytes mapped: size rounded up to 2 MiB */
 	int node;	  /* node the pages are bound to; -1: not bound */
 	size_t page_size; /* 2 MiB (hugetlb) or the base page size */
-	bool hugetlb;	  /* reserved huge pages, resident already */
+	bool hugetlb;	  /* reserved huge pages (resident already unless
+			     SLM_NUMA_NO_POPULATE) */
 	bool thp;	  /* MADV_HUGEPAGE given: huge pages where possible */
 };
 
@@ -50,7 +58,9 @@ struct slm_numa_mem {
  * for an explicit node, is an error naming the nodes there are; for
  * SLM_NUMA_LOCAL a failed binding leaves the region unbound (out->node
  * is -1).  Reserved huge pages are touched (populated) here, so a node
- * short of them falls back to ordinary pages instead of failing later.
+ * short of them falls back to ordinary pages instead of failing later
+ * (unless SLM_NUMA_NO_POPULATE: then the caller's first touches must go
+ * through the kernel, see the flag).
  */
 int slm_numa_alloc(size_t size, int node, unsigned flags,
 		   struct slm_numa_mem *out,

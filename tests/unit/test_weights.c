@@ -424,6 +424,51 @@ static void test_read_raw(void)
 		SLM_EINVAL);
 }
 
+/* The three huge-page policies; the collapse runs after the load and
+ * leaves the bytes as they were. */
+static void test_thp_policies(void)
+{
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) != 0) {
+		slm_test_skip("this kernel has no transparent huge pages");
+		return;
+	}
+	struct slm_model *m =
+		open_model(slm_test_generated("models/qwen2-s-F16.gguf"));
+	if (!m)
+		return;
+	for (int thp = 0; thp <= SLM_LOAD_THP_OFF; thp++) {
+		struct slm_load_params p;
+		slm_load_params_default(&p);
+		p.thp = (enum slm_load_thp)thp;
+		struct slm_error err = {0};
+		struct slm_weights *w = load_and_compare(m, &p, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+		if (w->mem.hugetlb) {
+			/* Reserved pages: no THP, nothing to collapse. */
+			CU_ASSERT_EQUAL(slm_weights_wait_huge(w), 0);
+		} else if (thp == SLM_LOAD_THP_COLLAPSE) {
+			CU_ASSERT_TRUE(w->mem.thp);
+			CU_ASSERT(slm_weights_wait_huge(w) > 0);
+			CU_ASSERT_PTR_NULL(w->collapse);
+			struct compare c = {.m = m};
+			slm_tensors_for_each(&w->t, compare_view, &c);
+			CU_ASSERT_EQUAL(c.n_bad, 0);
+		} else {
+			CU_ASSERT_EQUAL(w->mem.thp, thp == SLM_LOAD_THP_FAULT);
+			CU_ASSERT_PTR_NULL(w->collapse);
+		}
+		slm_weights_free(w);
+	}
+	/* Freed while the collapse may still run: it is stopped first. */
+	for (int i = 0; i < 5; i++) {
+		struct slm_error err = {0};
+		struct slm_weights *w = NULL;
+		CU_ASSERT_EQUAL(slm_weights_load(m, NULL, &w, &err), 0);
+		slm_weights_free(w);
+	}
+	slm_model_close(m);
+}
+
 static void test_config_params(void)
 {
 	struct slm_config *cfg = slm_config_create();
@@ -434,6 +479,7 @@ static void test_config_params(void)
 	CU_ASSERT_EQUAL(p.queue_depth, SLM_LOAD_DEFAULT_QUEUE_DEPTH);
 	CU_ASSERT_EQUAL(p.block_size, SLM_LOAD_DEFAULT_BLOCK_SIZE);
 	CU_ASSERT_TRUE(p.direct);
+	CU_ASSERT_EQUAL(p.thp, SLM_LOAD_THP_COLLAPSE);
 	struct slm_error err = {0};
 	CU_ASSERT_EQUAL(slm_config_set(cfg, "model.load", "mmap", &err), 0);
 	CU_ASSERT_EQUAL(
@@ -442,11 +488,14 @@ static void test_config_params(void)
 		slm_config_set(cfg, "model.load_block_size", "256K", &err), 0);
 	CU_ASSERT_EQUAL(slm_config_set(cfg, "model.load_direct", "no", &err),
 			0);
+	CU_ASSERT_EQUAL(slm_config_set(cfg, "model.load_thp", "fault", &err),
+			0);
 	slm_load_params_from_config(&p, cfg);
 	CU_ASSERT_EQUAL(p.method, SLM_LOAD_MMAP);
 	CU_ASSERT_EQUAL(p.queue_depth, 7);
 	CU_ASSERT_EQUAL(p.block_size, 256 * 1024);
 	CU_ASSERT_FALSE(p.direct);
+	CU_ASSERT_EQUAL(p.thp, SLM_LOAD_THP_FAULT);
 	CU_ASSERT_EQUAL(slm_config_set(cfg, "model.load", "fast", &err),
 			SLM_ECONFIG);
 	slm_config_destroy(cfg);
@@ -462,4 +511,5 @@ SLM_SUITE("weights", NULL, NULL,
 	  {"file truncated after open", test_truncated_after_open},
 	  {"model from a buffer", test_buffer_model},
 	  {"raw O_DIRECT read", test_read_raw},
+	  {"huge page policies", test_thp_policies},
 	  {"config keys", test_config_params})
