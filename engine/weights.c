@@ -776,7 +776,8 @@ restart:
 		struct slm_error uerr = {0};
 		uint32_t depth = p->queue_depth ? p->queue_depth
 						: SLM_LOAD_DEFAULT_QUEUE_DEPTH;
-		if (ring_init(&ring, depth, &uerr, r->path) == 0) {
+		bool no_uring = r->faults && r->faults->no_uring;
+		if (!no_uring && ring_init(&ring, depth, &uerr, r->path) == 0) {
 			rc = read_range_uring(r, &ring, depth);
 			io_uring_queue_exit(&ring);
 		} else {
@@ -784,6 +785,7 @@ restart:
 				 "io_uring is not available: reading with "
 				 "pread");
 			w->method = SLM_LOAD_READ;
+			w->queue_depth = 1;
 			rc = read_range_pread(r);
 		}
 	} else {

@@ -86,6 +86,7 @@ struct slm_load_faults {
 	uint32_t short_every;	 /* every Nth read returns half its bytes */
 	uint64_t eio_at;	 /* a read covering offset eio_at - 1 fails */
 	uint64_t shrink_at;	 /* the file seems to end at shrink_at - 1 */
+	bool no_uring;		 /* io_uring_queue_init fails */
 };
 
 struct slm_load_params {

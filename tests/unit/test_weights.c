@@ -252,6 +252,15 @@ static void test_direct_fallback(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(w->fallback, "EINVAL"));
 	slm_weights_free(w);
 
+	/* No io_uring (disabled by sysctl or seccomp): pread, said so. */
+	struct slm_load_faults no_uring = {.no_uring = true};
+	w = load_faulty(m, SLM_LOAD_URING, &no_uring, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	CU_ASSERT_EQUAL(w->method, SLM_LOAD_READ);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(w->fallback, "io_uring is not available"));
+	slm_weights_free(w);
+
 	/* Without faults, on this file system: direct, or a reason. */
 	w = load_faulty(m, SLM_LOAD_URING, NULL, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
