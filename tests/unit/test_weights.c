@@ -174,6 +174,7 @@ static void test_progress(void)
 		slm_load_params_default(&p);
 		p.method = (enum slm_load_method)method;
 		p.block_size = 65536;
+		p.queue_depth = 2; /* at most 2 completions per report */
 		p.progress = count_progress;
 		p.progress_arg = state;
 		p.progress_interval_ns = 1; /* every read */
