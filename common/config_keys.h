@@ -25,6 +25,29 @@ SLM_CFG_KEY(MODEL_PATH, "model", "path", STRING, "", 0, 0, NULL, STATIC,
 	"(random weights, its text is gibberish) so the box runs without a "
 	"download.")
 
+SLM_CFG_KEY(MODEL_LOAD, "model", "load", ENUM, "uring", 0, 0,
+	"uring|read|mmap", STATIC,
+	"How weights reach memory: uring (io_uring, O_DIRECT, node-local "
+	"memory), read (pread through the page cache) or mmap (the page "
+	"cache's pages: shared, not node-local).")
+SLM_CFG_KEY(MODEL_LOAD_QUEUE_DEPTH, "model", "load_queue_depth", INT, "32",
+	1, 4096, NULL, STATIC,
+	"Reads in flight while loading with model.load = uring.")
+SLM_CFG_KEY(MODEL_LOAD_BLOCK_SIZE, "model", "load_block_size", SIZE, "1M",
+	4096, 1073741824, NULL, STATIC,
+	"Bytes per read while loading weights (rounded up to the file "
+	"system's direct-I/O alignment).")
+SLM_CFG_KEY(MODEL_LOAD_DIRECT, "model", "load_direct", BOOL, "true", 0, 0,
+	NULL, STATIC,
+	"Read weights with O_DIRECT (no page-cache copy) with model.load = "
+	"uring; where the file system refuses it, buffered reads (logged).")
+
+SLM_CFG_KEY(MODEL_LOAD_THP, "model", "load_thp", ENUM, "collapse", 0, 0,
+	"collapse|fault|off", STATIC,
+	"Huge pages for weights when none are reserved: collapse (read into "
+	"small pages, then move to huge pages in the background), fault "
+	"(huge pages as reads land) or off.")
+
 SLM_CFG_KEY(ENGINE_THREADS, "engine", "threads", INT, "0", 0, 1024, NULL,
 	STATIC,
 	"Threads per forward pass; 0 means one per core of the worker group.")

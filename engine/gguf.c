@@ -80,7 +80,12 @@ static char *arena_strndup(struct arena *a, const uint8_t *src, uint64_t len)
 	size_t need = (size_t)len + 1;
 	struct arena_block *b = a->head;
 	if (!b || b->cap - b->used < need) {
-		size_t cap = need > (1u << 20) ? need : (1u << 20);
+		/* Blocks grow from 16 KiB to 1 MiB: a small file costs one
+		 * small allocation, a big vocabulary few large ones. */
+		size_t cap = b ? SLM_MIN(2 * b->cap, (size_t)1 << 20)
+			       : (size_t)16 << 10;
+		if (cap < need)
+			cap = need;
 		b = malloc(sizeof(*b) + cap);
 		if (!b)
 			return NULL;
@@ -102,6 +107,87 @@ static void arena_free(struct arena *a)
 		struct arena_block *b = a->head;
 		a->head = b->next;
 		free(b);
+	}
+}
+
+/* ---- name index --------------------------------------------------------- */
+
+/*
+ * Keys and tensor names are looked up by hashing (open addressing, linear
+ * probing, at most half full), so checking for duplicates while parsing and
+ * finding a tensor stay linear in the file's size even for files with
+ * hundreds of thousands of entries (a quadratic scan was a way to make a
+ * small hostile file take minutes).
+ */
+struct name_slot {
+	const char *name; /* NULL: empty */
+	uint64_t index;
+};
+
+struct name_index {
+	struct name_slot *slot;
+	uint64_t mask;
+};
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+static int name_index_init(struct name_index *ix, uint64_t n)
+{
+	uint64_t cap = 16;
+	while (cap < 2 * n) {
+		if (cap > SIZE_MAX / 2 / sizeof(*ix->slot))
+			return SLM_ENOMEM;
+		cap *= 2;
+	}
+	ix->slot = calloc((size_t)cap, sizeof(*ix->slot));
+	if (!ix->slot)
+		return SLM_ENOMEM;
+	ix->mask = cap - 1;
+	return 0;
+}
+
+static void name_index_free(struct name_index *ix)
+{
+	free(ix->slot);
+	ix->slot = NULL;
+}
+
+/* Insert name -> index; if the name is there already, return false and
+ * its index in *existing. */
+static bool name_index_add(struct name_index *ix, const char *name,
+			   uint64_t index, uint64_t *existing)
+{
+	for (uint64_t i = hash_name(name) & ix->mask;; i = (i + 1) & ix->mask) {
+		struct name_slot *s = &ix->slot[i];
+		if (!s->name) {
+			s->name = name;
+			s->index = index;
+			return true;
+		}
+		if (!strcmp(s->name, name)) {
+			*existing = s->index;
+			return false;
+		}
+	}
+}
+
+/* Index of name, or -1. */
+static int64_t name_index_find(const struct name_index *ix, const char *name)
+{
+	if (!ix->slot)
+		return -1;
+	for (uint64_t i = hash_name(name) & ix->mask;; i = (i + 1) & ix->mask) {
+		const struct name_slot *s = &ix->slot[i];
+		if (!s->name)
+			return -1;
+		if (!strcmp(s->name, name))
+			return (int64_t)s->index;
 	}
 }
 
@@ -129,6 +215,9 @@ struct gguf_file {
 	const uint8_t *base;
 	uint64_t size;
 	bool mapped;
+	bool from_file; /* opened by path: dev and ino say which file */
+	dev_t dev;
+	ino_t ino;
 	uint32_t version;
 	uint32_t alignment;
 	uint64_t data_offset;
@@ -136,6 +225,8 @@ struct gguf_file {
 	struct kv *kv;
 	uint64_t n_tensors;
 	struct gguf_tensor *tensors;
+	struct name_index key_index;	/* filled while parsing */
+	struct name_index tensor_index; /* filled while parsing */
 	struct arena arena;
 };
 
@@ -398,7 +489,7 @@ static int parse_kvs(struct cursor *c)
 {
 	struct gguf_file *f = c->f;
 	f->kv = calloc(f->n_kv ? f->n_kv : 1, sizeof(*f->kv));
-	if (!f->kv)
+	if (!f->kv || name_index_init(&f->key_index, f->n_kv))
 		return slm_error_set(c->err, SLM_ENOMEM, "%s: out of memory",
 				     f->path);
 	for (uint64_t i = 0; i < f->n_kv; i++) {
@@ -420,11 +511,12 @@ static int parse_kvs(struct cursor *c)
 		if (rc)
 			return rc;
 		kv->value_len = c->pos - kv->value_offset;
-		for (uint64_t j = 0; j < i; j++)
-			if (!strcmp(f->kv[j].key, kv->key))
-				return CUR_ERR(c, at,
-					       "key '%.256s' appears twice",
-					       kv->key);
+		uint64_t first;
+		if (!name_index_add(&f->key_index, kv->key, i, &first))
+			return CUR_ERR(c, at,
+				       "key '%.256s' appears twice (first as "
+				       "metadata pair %llu)",
+				       kv->key, (unsigned long long)first);
 	}
 	return 0;
 }
@@ -514,9 +606,10 @@ static int parse_tensor_info(struct cursor *c, uint64_t i)
 	    __builtin_mul_overflow(t->size, t->ne[2], &t->size) ||
 	    __builtin_mul_overflow(t->size, t->ne[3], &t->size))
 		return CUR_ERR(c, at, "%s: data size overflows", tf);
-	for (uint64_t j = 0; j < i; j++)
-		if (!strcmp(f->tensors[j].name, t->name))
-			return CUR_ERR(c, at, "%s appears twice", tf);
+	uint64_t first;
+	if (!name_index_add(&f->tensor_index, t->name, i, &first))
+		return CUR_ERR(c, at, "%s appears twice (first as tensor %llu)",
+			       tf, (unsigned long long)first);
 	return 0;
 }
 
@@ -599,7 +692,7 @@ static int parse(struct gguf_file *f, struct slm_error *err)
 		return rc;
 	f->tensors =
 		calloc(f->n_tensors ? f->n_tensors : 1, sizeof(*f->tensors));
-	if (!f->tensors)
+	if (!f->tensors || name_index_init(&f->tensor_index, f->n_tensors))
 		return slm_error_set(err, SLM_ENOMEM, "%s: out of memory",
 				     f->path);
 	for (uint64_t i = 0; i < f->n_tensors && !rc; i++)
@@ -667,6 +760,9 @@ int gguf_open(const char *path, struct gguf_file **out, struct slm_error *err)
 				     path);
 	}
 	f->size = (uint64_t)st.st_size;
+	f->from_file = true;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
 	if (f->size > 0) {
 		void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
 		if (m == MAP_FAILED) {
@@ -703,6 +799,8 @@ void gguf_close(struct gguf_file *f)
 	}
 	free(f->kv);
 	free(f->tensors);
+	name_index_free(&f->key_index);
+	name_index_free(&f->tensor_index);
 	arena_free(&f->arena);
 	if (f->mapped)
 		munmap((void *)f->base, f->size);
@@ -734,6 +832,36 @@ const uint8_t *gguf_mapping(const struct gguf_file *f)
 {
 	return f->base;
 }
+
+bool gguf_from_file(const struct gguf_file *f)
+{
+	return f->from_file;
+}
+
+int gguf_check_same_file(const struct gguf_file *f, int fd,
+			 struct slm_error *err)
+{
+	if (!f->from_file)
+		return slm_error_set(err, SLM_EINVAL,
+				     "%s was opened from memory, not a file",
+				     f->path);
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return slm_error_errno(err, SLM_EIO, errno, "cannot stat %s",
+				       f->path);
+	if (st.st_dev != f->dev || st.st_ino != f->ino)
+		return slm_error_set(err, SLM_EIO,
+				     "%s was replaced by another file since "
+				     "it was opened",
+				     f->path);
+	if ((uint64_t)st.st_size != f->size)
+		return slm_error_set(err, SLM_EIO,
+				     "%s changed size since it was opened "
+				     "(%llu bytes then, %llu now)",
+				     f->path, (unsigned long long)f->size,
+				     (unsigned long long)st.st_size);
+	return 0;
+}
 uint64_t gguf_n_kv(const struct gguf_file *f)
 {
 	return f->n_kv;
@@ -751,11 +879,7 @@ uint32_t gguf_kv_type(const struct gguf_file *f, uint64_t index)
 
 int64_t gguf_find(const struct gguf_file *f, const char *key)
 {
-	/* kv may be partly filled while parsing: stop at the first hole. */
-	for (uint64_t i = 0; i < f->n_kv && f->kv[i].key; i++)
-		if (!strcmp(f->kv[i].key, key))
-			return (int64_t)i;
-	return -1;
+	return name_index_find(&f->key_index, key);
 }
 
 static int wrong_type(const struct gguf_file *f, const struct kv *kv,
@@ -927,8 +1051,18 @@ int64_t gguf_arr_int(const struct gguf_array *a, uint64_t i)
 	case GGUF_TYPE_INT64:
 		return (int64_t)ld64(p + 8 * i);
 	case GGUF_TYPE_FLOAT32:
-	case GGUF_TYPE_FLOAT64:
-		return (int64_t)gguf_arr_float(a, i);
+	case GGUF_TYPE_FLOAT64: {
+		/* Converting NaN or a value out of range is undefined in C:
+		 * saturate instead (NaN reads as 0). */
+		double v = gguf_arr_float(a, i);
+		if (!(v == v))
+			return 0;
+		if (v >= 9223372036854775807.0)
+			return INT64_MAX;
+		if (v <= -9223372036854775808.0)
+			return INT64_MIN;
+		return (int64_t)v;
+	}
 	}
 	return 0;
 }
@@ -965,10 +1099,8 @@ const struct gguf_tensor *gguf_tensor_at(const struct gguf_file *f,
 const struct gguf_tensor *gguf_find_tensor(const struct gguf_file *f,
 					   const char *name)
 {
-	for (uint64_t i = 0; i < f->n_tensors; i++)
-		if (!strcmp(f->tensors[i].name, name))
-			return &f->tensors[i];
-	return NULL;
+	int64_t i = name_index_find(&f->tensor_index, name);
+	return i < 0 ? NULL : &f->tensors[i];
 }
 
 /* ---- writer ------------------------------------------------------------- */

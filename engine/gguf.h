@@ -108,11 +108,23 @@ uint64_t gguf_data_offset(const struct gguf_file *f);
 /* The whole file as mapped (tensor data at gguf_data_offset). */
 const uint8_t *gguf_mapping(const struct gguf_file *f);
 
+/*
+ * Check that fd is the file f was opened from (same device and inode) and
+ * still has the size it had then: a loader that reopens the path reads
+ * what the header described.  SLM_EIO with the reason when not, SLM_EINVAL
+ * for a file opened from a buffer.
+ */
+int gguf_check_same_file(const struct gguf_file *f, int fd,
+			 struct slm_error *err) SLM_MUST_CHECK;
+
+/* True when f was opened from a file (gguf_open), not a buffer. */
+bool gguf_from_file(const struct gguf_file *f);
+
 /* Metadata by index (file order) and by key. */
 uint64_t gguf_n_kv(const struct gguf_file *f);
 const char *gguf_kv_key(const struct gguf_file *f, uint64_t index);
 uint32_t gguf_kv_type(const struct gguf_file *f, uint64_t index);
-/* Index of a key, or -1. */
+/* Index of a key, or -1 (a hash lookup). */
 int64_t gguf_find(const struct gguf_file *f, const char *key);
 
 /*
@@ -141,7 +153,9 @@ int gguf_kv_scalar(const struct gguf_file *f, uint64_t index, uint64_t *u,
 void gguf_kv_arr(const struct gguf_file *f, uint64_t index,
 		 struct gguf_array *out);
 
-/* Element i of a numeric array, converted; the array's type decides. */
+/* Element i of a numeric array, converted; the array's type decides.
+ * gguf_arr_int saturates floats out of the int64 range and reads NaN as 0;
+ * an index past the end reads as 0. */
 int64_t gguf_arr_int(const struct gguf_array *a, uint64_t i);
 double gguf_arr_float(const struct gguf_array *a, uint64_t i);
 

@@ -1,5 +1,7 @@
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/dtype.h"
 #include "engine/gguf.h"
@@ -115,6 +117,128 @@ static void test_writer_key_order(void)
 	gguf_close(f);
 }
 
+/* Many keys and tensors: each is found by name (the hash index), and a
+ * duplicate tensor name is refused naming both occurrences. */
+static void test_many_names(void)
+{
+	enum { N_KV = 5000, N_T = 3000 };
+	struct gguf_writer *w = gguf_writer_create();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	char name[64];
+	for (uint32_t i = 0; i < N_KV; i++) {
+		snprintf(name, sizeof(name), "k.%u", i);
+		CU_ASSERT_EQUAL_FATAL(gguf_set_u32(w, name, i * 7), 0);
+	}
+	static float data[32];
+	struct slm_error err = {0};
+	uint64_t ne[1] = {32};
+	for (uint32_t i = 0; i < N_T; i++) {
+		snprintf(name, sizeof(name), "t.%u", i);
+		CU_ASSERT_EQUAL_FATAL(gguf_add_tensor(w, name, 1, ne,
+						      SLM_DTYPE_F32, data,
+						      &err),
+				      0);
+	}
+	char out[4096];
+	snprintf(out, sizeof(out), "%s/many.gguf", slm_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(gguf_writer_write(w, out, &err), 0);
+	gguf_writer_destroy(w);
+
+	struct gguf_file *f = NULL;
+	CU_ASSERT_EQUAL_FATAL(gguf_open(out, &f, &err), 0);
+	int bad = 0;
+	for (uint32_t i = 0; i < N_KV; i++) {
+		snprintf(name, sizeof(name), "k.%u", i);
+		int64_t v;
+		bad += gguf_find(f, name) != (int64_t)i ||
+		       gguf_get_int(f, name, &v, &err) != 0 || v != i * 7;
+	}
+	for (uint32_t i = 0; i < N_T; i++) {
+		snprintf(name, sizeof(name), "t.%u", i);
+		bad += gguf_find_tensor(f, name) != gguf_tensor_at(f, i);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT_EQUAL(gguf_find(f, "k.5000"), -1);
+	CU_ASSERT_PTR_NULL(gguf_find_tensor(f, "t.3000"));
+	CU_ASSERT_PTR_NULL(gguf_find_tensor(f, ""));
+
+	/* Rename tensor 2999 to "t.1700" in place (same length): two
+	 * tensors of one name. */
+	size_t len;
+	uint8_t *bytes = slm_test_read_file(out, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+	uint8_t *hit = NULL;
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (!memcmp(bytes + i, "t.2999", 6)) {
+			hit = bytes + i;
+			break;
+		}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hit);
+	memcpy(hit, "t.1700", 6);
+	struct gguf_file *g = NULL;
+	CU_ASSERT_EQUAL(gguf_open_buffer(bytes, len, "dup", &g, &err),
+			SLM_EFORMAT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "tensor 't.1700' appears twice "
+					       "(first as tensor 1700)"));
+	free(bytes);
+	gguf_close(f);
+}
+
+/* The loader's check that it reads the file the header came from. */
+static void test_same_file(void)
+{
+	char path[4096], other[4096];
+	snprintf(path, sizeof(path), "%s/same.gguf", slm_test_tmpdir());
+	snprintf(other, sizeof(other), "%s/other.gguf", slm_test_tmpdir());
+	struct slm_error err = {0};
+	for (int k = 0; k < 2; k++) {
+		struct gguf_writer *w = gguf_writer_create();
+		CU_ASSERT_EQUAL(gguf_set_u32(w, "a", 1), 0);
+		CU_ASSERT_EQUAL(gguf_writer_write(w, k ? other : path, &err),
+				0);
+		gguf_writer_destroy(w);
+	}
+	struct gguf_file *f = NULL;
+	CU_ASSERT_EQUAL_FATAL(gguf_open(path, &f, &err), 0);
+	CU_ASSERT_TRUE(gguf_from_file(f));
+	int fd = open(path, O_RDONLY);
+	CU_ASSERT_EQUAL(gguf_check_same_file(f, fd, &err), 0);
+	close(fd);
+	/* Replaced by another file under the same name. */
+	CU_ASSERT_EQUAL_FATAL(rename(other, path), 0);
+	fd = open(path, O_RDONLY);
+	CU_ASSERT_EQUAL(gguf_check_same_file(f, fd, &err), SLM_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "was replaced"));
+	close(fd);
+	gguf_close(f);
+	/* Grown since it was opened. */
+	CU_ASSERT_EQUAL_FATAL(gguf_open(path, &f, &err), 0);
+	FILE *a = fopen(path, "ab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	fputs("more", a);
+	fclose(a);
+	fd = open(path, O_RDONLY);
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(gguf_check_same_file(f, fd, &err), SLM_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "changed size"));
+	close(fd);
+	gguf_close(f);
+}
+
+/* Float elements read as integers saturate; NaN reads as 0. */
+static void test_arr_int_saturates(void)
+{
+	const double v[4] = {1e300, -1e300, 0.0 / 0.0, -2.75};
+	struct gguf_array a = {.type = GGUF_TYPE_FLOAT64, .n = 4, .data = v};
+	CU_ASSERT_EQUAL(gguf_arr_int(&a, 0), INT64_MAX);
+	CU_ASSERT_EQUAL(gguf_arr_int(&a, 1), INT64_MIN);
+	CU_ASSERT_EQUAL(gguf_arr_int(&a, 2), 0);
+	CU_ASSERT_EQUAL(gguf_arr_int(&a, 3), -2);
+	CU_ASSERT_EQUAL(gguf_arr_int(&a, 4), 0);
+}
+
 SLM_SUITE("gguf", NULL, NULL, {"vocab round trip", test_vocab_round_trip},
 	  {"vocab metadata", test_vocab_metadata},
-	  {"writer key order", test_writer_key_order})
+	  {"writer key order", test_writer_key_order},
+	  {"many names", test_many_names}, {"same file", test_same_file},
+	  {"float elements as integers", test_arr_int_saturates})
