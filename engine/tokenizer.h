@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/text.h"
 
 struct gguf_file;
 struct slm_vocab;
@@ -74,7 +75,7 @@ enum slm_token_attr {
 	SLM_TOKEN_ATTR_RSTRIP = 1 << 8,
 };
 
-/* ---- growable buffers (caller owns; zero-initialise, free when done) -- */
+/* ---- token buffer (caller owns; zero-initialise, free when done) ------ */
 
 struct slm_tokens {
 	int32_t *ids;
@@ -83,16 +84,7 @@ struct slm_tokens {
 void slm_tokens_free(struct slm_tokens *t);
 int slm_tokens_push(struct slm_tokens *t, int32_t id) SLM_MUST_CHECK;
 
-/* Bytes; always NUL-terminated after a successful append (data may hold
- * NUL bytes of its own: use len). */
-struct slm_text {
-	char *data;
-	size_t len, cap;
-};
-void slm_text_free(struct slm_text *t);
-int slm_text_append(struct slm_text *t, const void *p, size_t n) SLM_MUST_CHECK;
-/* Make room for n more bytes; returns the write position or NULL. */
-char *slm_text_reserve(struct slm_text *t, size_t n);
+/* Text goes into a struct slm_text (common/text.h). */
 
 /* ---- loading ---------------------------------------------------------- */
 
