@@ -1078,6 +1078,28 @@ out:
 	return rc;
 }
 
+/*
+ * SPM merges only make vocabulary pieces, so the text can be cut wherever
+ * no piece could span the cut; merges on either side never interact, so
+ * merging the pieces one by one gives what merging the whole does.  When
+ * every token is a run of U+2581 followed by no U+2581 (SentencePiece's
+ * split by whitespace), no token spans a U+2581 that follows another
+ * character: the text can be cut before each such U+2581.
+ */
+static bool spm_can_split(const struct slm_vocab *v)
+{
+	for (int32_t id = 0; id < v->n_vocab; id++) {
+		size_t len;
+		const char *t = slm_vocab_text(v, id, &len);
+		size_t i = 0;
+		while (len - i >= 3 && !memcmp(t + i, U2581, 3))
+			i += 3;
+		if (len - i >= 3 && memmem(t + i, len - i, U2581, 3))
+			return false;
+	}
+	return true;
+}
+
 int slm_vocab_create(const struct gguf_file *f, struct slm_vocab **out,
 		     struct slm_error *err)
 {
@@ -1178,6 +1200,8 @@ int slm_vocab_create(const struct gguf_file *f, struct slm_vocab **out,
 		char c = (char)b;
 		v->tok_single[b] = slm_vocab_find(v, &c, 1);
 	}
+	if (v->type == SLM_VOCAB_SPM)
+		v->spm_split = spm_can_split(v);
 	if (v->type == SLM_VOCAB_BPE) {
 		if ((rc = load_merges(v, f, err)) ||
 		    (rc = tok_bpe_init(v, err)))
@@ -1191,8 +1215,10 @@ int slm_vocab_create(const struct gguf_file *f, struct slm_vocab **out,
 			v->nl = find_cstr(v, "\n");
 	} else {
 		struct slm_tokens nl = {0};
-		if (tok_bpe_fragment(v, "\n", 1, &nl, err) == 0 && nl.n > 0)
+		struct tok_work w = {0};
+		if (tok_bpe_fragment(v, &w, "\n", 1, &nl, err) == 0 && nl.n > 0)
 			v->nl = nl.ids[0];
+		tok_work_free(&w);
 		slm_tokens_free(&nl);
 		slm_error_clear(err);
 	}
@@ -1587,9 +1613,9 @@ out:
 /* ---- tokenize --------------------------------------------------------- */
 
 /* SPM text: optional leading space, every space as U+2581. */
-static int spm_fragment(const struct slm_vocab *v, const char *text, size_t len,
-			bool prefix, struct slm_tokens *out,
-			struct slm_error *err)
+static int spm_fragment(const struct slm_vocab *v, struct tok_work *w,
+			const char *text, size_t len, bool prefix,
+			struct slm_tokens *out, struct slm_error *err)
 {
 	size_t spaces = prefix;
 	for (size_t i = 0; i < len; i++)
@@ -1610,7 +1636,7 @@ static int spm_fragment(const struct slm_vocab *v, const char *text, size_t len,
 			buf[o++] = text[i];
 		}
 	}
-	int rc = tok_spm_fragment(v, buf, o, out, err);
+	int rc = tok_spm_fragment(v, w, buf, o, out, err);
 	free(buf);
 	return rc;
 }
@@ -1623,6 +1649,7 @@ int slm_tokenize(const struct slm_vocab *v, const char *text, size_t len,
 			err, SLM_ETOOBIG,
 			"text of %zu bytes is over the 1 GiB limit", len);
 	bool add_special = flags & SLM_TOK_ADD_SPECIAL;
+	struct tok_work work = {0};
 	struct frag *frags = NULL;
 	size_t n_frags = 0;
 	int rc = 0;
@@ -1644,12 +1671,12 @@ int slm_tokenize(const struct slm_vocab *v, const char *text, size_t len,
 			continue;
 		}
 		if (v->type == SLM_VOCAB_SPM)
-			rc = spm_fragment(v, text + fr->off, fr->len,
+			rc = spm_fragment(v, &work, text + fr->off, fr->len,
 					  v->add_space_prefix && prev_special,
 					  out, err);
 		else
-			rc = tok_bpe_fragment(v, text + fr->off, fr->len, out,
-					      err);
+			rc = tok_bpe_fragment(v, &work, text + fr->off, fr->len,
+					      out, err);
 		if (rc)
 			goto done;
 		prev_special = false;
@@ -1660,6 +1687,7 @@ int slm_tokenize(const struct slm_vocab *v, const char *text, size_t len,
 nomem:
 	rc = slm_error_set(err, SLM_ENOMEM, "out of memory");
 done:
+	tok_work_free(&work);
 	free(frags);
 	return rc;
 }

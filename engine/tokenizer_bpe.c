@@ -304,7 +304,7 @@ static inline bool bigram_first(const struct bpe_bigram *a,
 	return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static int heap_push(struct bpe_work *w, struct bpe_bigram x)
+static int heap_push(struct tok_work *w, struct bpe_bigram x)
 {
 	if (w->heap_n == w->heap_cap) {
 		size_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
@@ -326,7 +326,7 @@ static int heap_push(struct bpe_work *w, struct bpe_bigram x)
 	return 0;
 }
 
-static struct bpe_bigram heap_pop(struct bpe_work *w)
+static struct bpe_bigram heap_pop(struct tok_work *w)
 {
 	struct bpe_bigram top = w->heap[0], x = w->heap[--w->heap_n];
 	size_t i = 0;
@@ -347,7 +347,7 @@ static struct bpe_bigram heap_pop(struct bpe_work *w)
 	return top;
 }
 
-static int push_pair(const struct slm_vocab *v, struct bpe_work *w,
+static int push_pair(const struct slm_vocab *v, struct tok_work *w,
 		     int32_t left, int32_t right)
 {
 	if (left < 0 || right < 0)
@@ -403,7 +403,7 @@ static int merge_scan(const struct slm_vocab *v, struct bpe_sym *s,
 	}
 }
 
-static int merge_heap(const struct slm_vocab *v, struct bpe_work *w,
+static int merge_heap(const struct slm_vocab *v, struct tok_work *w,
 		      int32_t n_sym)
 {
 	struct bpe_sym *s = w->sym;
@@ -444,12 +444,10 @@ static int emit_fallback(const struct slm_vocab *v, const uint8_t *word,
 	return 0;
 }
 
-int tok_bpe_word(const struct slm_vocab *v, struct bpe_work *w,
-		 const uint8_t *word, size_t n, bool force_heap,
-		 struct slm_tokens *out)
+static int merge_word(const struct slm_vocab *v, struct tok_work *w,
+		      const uint8_t *word, size_t n, bool force_heap,
+		      struct slm_tokens *out)
 {
-	if (n == 0)
-		return 0;
 	if (v->ignore_merges) {
 		if (w->enc_cap < 2 * n) {
 			char *e = realloc(w->enc, 2 * n);
@@ -501,11 +499,114 @@ int tok_bpe_word(const struct slm_vocab *v, struct bpe_work *w,
 	return 0;
 }
 
-void tok_bpe_work_free(struct bpe_work *w)
+static struct bpe_cache_slot *
+cache_find(struct tok_work *w, const uint8_t *word, size_t n, uint64_t h)
+{
+	for (uint32_t i = (uint32_t)h & w->cache_mask;;
+	     i = (i + 1) & w->cache_mask) {
+		struct bpe_cache_slot *sl = &w->cache[i];
+		if (sl->key_len == 0 ||
+		    (sl->hash == h && sl->key_len == n &&
+		     !memcmp(w->keys.data + sl->key_off, word, n)))
+			return sl;
+	}
+}
+
+static int cache_grow(struct tok_work *w)
+{
+	uint32_t size = w->cache ? (w->cache_mask + 1) * 2 : 1024;
+	struct bpe_cache_slot *old = w->cache;
+	uint32_t old_size = old ? w->cache_mask + 1 : 0;
+	w->cache = calloc(size, sizeof(*w->cache));
+	if (!w->cache) {
+		w->cache = old;
+		return SLM_ENOMEM;
+	}
+	w->cache_mask = size - 1;
+	for (uint32_t i = 0; i < old_size; i++) {
+		if (!old[i].key_len)
+			continue;
+		uint32_t j = (uint32_t)old[i].hash & w->cache_mask;
+		while (w->cache[j].key_len)
+			j = (j + 1) & w->cache_mask;
+		w->cache[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+bool tok_cache_get(struct tok_work *w, const uint8_t *word, size_t n,
+		   uint64_t h, struct slm_tokens *out)
+{
+	if (!w->cache || n == 0 || n > BPE_CACHE_WORD)
+		return false;
+	struct bpe_cache_slot *sl = cache_find(w, word, n, h);
+	if (!sl->key_len)
+		return false;
+	size_t start = out->n;
+	for (uint16_t k = 0; k < sl->n_ids; k++)
+		if (slm_tokens_push(out, w->ids.ids[sl->ids_off + k])) {
+			out->n = start;
+			return false;
+		}
+	return true;
+}
+
+void tok_cache_put(struct tok_work *w, const uint8_t *word, size_t n,
+		   uint64_t h, const int32_t *ids, size_t n_ids)
+{
+	if (n == 0 || n > BPE_CACHE_WORD || n_ids > UINT16_MAX ||
+	    w->cache_used >= BPE_CACHE_MAX)
+		return;
+	if (!w->cache || (w->cache_used + 1) * 2 > w->cache_mask + 1)
+		if (cache_grow(w))
+			return;
+	struct bpe_cache_slot *sl = cache_find(w, word, n, h);
+	if (sl->key_len || w->keys.len + n > UINT32_MAX ||
+	    w->ids.n + n_ids > UINT32_MAX)
+		return;
+	uint32_t key_off = (uint32_t)w->keys.len, ids_off = (uint32_t)w->ids.n;
+	if (slm_text_append(&w->keys, word, n))
+		return;
+	for (size_t k = 0; k < n_ids; k++)
+		if (slm_tokens_push(&w->ids, ids[k])) {
+			w->ids.n = ids_off;
+			return;
+		}
+	sl->hash = h;
+	sl->key_off = key_off;
+	sl->key_len = (uint16_t)n;
+	sl->ids_off = ids_off;
+	sl->n_ids = (uint16_t)n_ids;
+	w->cache_used++;
+}
+
+int tok_bpe_word(const struct slm_vocab *v, struct tok_work *w,
+		 const uint8_t *word, size_t n, bool force_heap,
+		 struct slm_tokens *out)
+{
+	if (n == 0)
+		return 0;
+	if (n > BPE_CACHE_WORD || force_heap)
+		return merge_word(v, w, word, n, force_heap, out);
+	uint64_t h = tok_hash(word, n);
+	if (tok_cache_get(w, word, n, h, out))
+		return 0;
+	size_t start = out->n;
+	int rc = merge_word(v, w, word, n, false, out);
+	if (rc == 0)
+		tok_cache_put(w, word, n, h, out->ids + start, out->n - start);
+	return rc;
+}
+
+void tok_work_free(struct tok_work *w)
 {
 	free(w->sym);
 	free(w->heap);
 	free(w->enc);
+	free(w->cache);
+	slm_text_free(&w->keys);
+	slm_tokens_free(&w->ids);
 }
 
 /* ---- splitting -------------------------------------------------------- */
@@ -573,14 +674,14 @@ static int split_one(const struct slm_vocab *v, const struct tok_regex *re,
 	return 0;
 }
 
-int tok_bpe_fragment(const struct slm_vocab *v, const char *text, size_t len,
-		     struct slm_tokens *out, struct slm_error *err)
+int tok_bpe_fragment(const struct slm_vocab *v, struct tok_work *w,
+		     const char *text, size_t len, struct slm_tokens *out,
+		     struct slm_error *err)
 {
 	if (len == 0)
 		return 0;
 	const uint8_t *t = (const uint8_t *)text;
 	struct splitter sp = {0};
-	struct bpe_work w = {0};
 	pcre2_match_data *md = NULL;
 	pcre2_match_context *mctx = NULL;
 	pcre2_jit_stack *jstack = NULL;
@@ -653,7 +754,7 @@ int tok_bpe_fragment(const struct slm_vocab *v, const char *text, size_t len,
 			wl += el;
 		}
 		at += sp.len_a[k];
-		rc = tok_bpe_word(v, &w, word, wl, false, out);
+		rc = tok_bpe_word(v, w, word, wl, false, out);
 		if (rc)
 			goto nomem;
 	}
@@ -670,6 +771,5 @@ done:
 	free(sp.len_a);
 	free(sp.len_b);
 	free(word);
-	tok_bpe_work_free(&w);
 	return rc;
 }

@@ -95,6 +95,8 @@ struct slm_vocab {
 
 	/* flags */
 	bool ignore_merges;
+	bool spm_split; /* no token has U+2581 after a non-U+2581: SPM text can
+			   be cut before each word's U+2581 */
 	bool clean_spaces;
 	bool add_space_prefix;
 	bool add_bos, add_eos;
@@ -137,30 +139,65 @@ static inline const char *tok_str(const struct slm_vocab *v, int32_t id,
 int tok_bpe_init(struct slm_vocab *v, struct slm_error *err);
 void tok_bpe_fini(struct slm_vocab *v);
 
-/* Tokenize one text fragment (no special tokens inside) and append. */
-int tok_bpe_fragment(const struct slm_vocab *v, const char *text, size_t len,
-		     struct slm_tokens *out, struct slm_error *err);
-/* SPM: text already has the space prefix and U+2581 for spaces. */
-int tok_spm_fragment(const struct slm_vocab *v, const char *text, size_t len,
-		     struct slm_tokens *out, struct slm_error *err);
+struct tok_work;
 
-/* BPE scratch for one call (freed with tok_bpe_work_free). */
+/* BPE: tokenize one text fragment (no special tokens inside) and append.  w is
+ * the call's scratch (zero-initialised; freed with tok_work_free). */
+int tok_bpe_fragment(const struct slm_vocab *v, struct tok_work *w,
+		     const char *text, size_t len, struct slm_tokens *out,
+		     struct slm_error *err);
+/* SPM: text already has the space prefix and U+2581 for spaces. */
+int tok_spm_fragment(const struct slm_vocab *v, struct tok_work *w,
+		     const char *text, size_t len, struct slm_tokens *out,
+		     struct slm_error *err);
+
+/* SPM merging of one piece of text as a whole (llama.cpp's loop over the
+ * entire fragment); tok_spm_fragment cuts where it can and calls this on
+ * each piece.  The tests check both give the same. */
+int tok_spm_merge(const struct slm_vocab *v, const char *text, size_t len,
+		  struct slm_tokens *out);
+
+/* Words already merged in this call (either algorithm): ids of the word
+ * w[0..n) appended to out and true, or false. */
+bool tok_cache_get(struct tok_work *w, const uint8_t *word, size_t n,
+		   uint64_t h, struct slm_tokens *out);
+/* Remember ids[0..n_ids) for the word (best effort: no error). */
+void tok_cache_put(struct tok_work *w, const uint8_t *word, size_t n,
+		   uint64_t h, const int32_t *ids, size_t n_ids);
+
+/* Words already merged in this call: words repeat (Zipf), and merging is
+ * most of the cost.  Words up to BPE_CACHE_WORD bytes, at most
+ * BPE_CACHE_MAX entries; nothing is evicted. */
+#define BPE_CACHE_WORD 48
+#define BPE_CACHE_MAX (1u << 16)
+struct bpe_cache_slot {
+	uint64_t hash;
+	uint32_t key_off, ids_off; /* into keys / ids */
+	uint16_t key_len, n_ids;   /* key_len 0: empty */
+};
+
+/* Scratch for one tokenize call on one vocabulary (the cache holds its
+ * ids); zero-initialise, free with tok_work_free. */
 struct bpe_sym;
 struct bpe_bigram;
-struct bpe_work {
+struct tok_work {
 	struct bpe_sym *sym;
 	size_t sym_cap;
 	struct bpe_bigram *heap;
 	size_t heap_n, heap_cap;
 	char *enc; /* byte-encoded word, for whole-word lookups */
 	size_t enc_cap;
+	struct bpe_cache_slot *cache;
+	uint32_t cache_mask, cache_used;
+	struct slm_text keys;
+	struct slm_tokens ids;
 };
-void tok_bpe_work_free(struct bpe_work *w);
+void tok_work_free(struct tok_work *w);
 
 /* Merge one pre-tokenized word (raw bytes) and append its tokens.  Short
  * words rescan their pairs, long ones use a heap; force_heap takes the
  * heap for any length (the tests check both agree). */
-int tok_bpe_word(const struct slm_vocab *v, struct bpe_work *w,
+int tok_bpe_word(const struct slm_vocab *v, struct tok_work *w,
 		 const uint8_t *word, size_t n, bool force_heap,
 		 struct slm_tokens *out);
 

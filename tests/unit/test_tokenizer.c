@@ -720,12 +720,13 @@ static void test_merge_paths_agree(void)
 		open_vocab(full_vocab("vocab-qwen2-bpe.gguf")),
 		open_vocab(full_vocab("vocab-llama3-bpe.gguf"))};
 	struct slm_test_rng rng = {0x5eed};
-	struct bpe_work w = {0};
 	struct slm_tokens a = {0}, b = {0};
 	static const char alphabet[] = "aeiouthnrsl  ..,'0123456789\xC3\xA9";
 	for (int vi = 0; vi < 2; vi++) {
 		if (!v[vi])
 			continue;
+		/* scratch (and its word cache) serves one vocabulary */
+		struct tok_work w = {0};
 		for (int it = 0; it < 3000; it++) {
 			uint8_t word[24];
 			size_t n = 1 + slm_test_rand(&rng) % sizeof(word);
@@ -749,12 +750,77 @@ static void test_merge_paths_agree(void)
 				break;
 			}
 		}
+		tok_work_free(&w);
 	}
-	tok_bpe_work_free(&w);
 	slm_tokens_free(&a);
 	slm_tokens_free(&b);
 	slm_vocab_destroy(v[0]);
 	slm_vocab_destroy(v[1]);
+}
+
+/* SPM cut into words (each merged alone, short ones by rescanning, from a
+ * cache when repeated) equals llama.cpp's merge of the whole fragment. */
+static void test_spm_split_agrees(void)
+{
+	static const char *const names[] = {"vocab/vocab-spm.gguf",
+					    "models/llama-s-F32.gguf"};
+	static const char *const pieces[] = {"\xE2\x96\x81",
+					     "\xE2\x96\x81\xE2\x96\x81",
+					     "the",
+					     "ing",
+					     "a",
+					     "\xC3\xA9",
+					     "\xE4\xB8\xAD",
+					     "\xF0\x9F\x9A\x80",
+					     "\xF0",
+					     "\xE2",
+					     "\x96",
+					     "\xFF",
+					     "1",
+					     "\n",
+					     ".",
+					     "\xE2\x96\x81the",
+					     "xyz"};
+	struct slm_test_rng rng = {77};
+	for (size_t vi = 0; vi < SLM_ARRAY_LEN(names); vi++) {
+		struct slm_vocab *v = open_vocab(slm_test_generated(names[vi]));
+		if (!v)
+			continue;
+		CU_ASSERT(v->spm_split); /* else this test proves nothing */
+		for (int it = 0; it < 2000; it++) {
+			char text[512];
+			size_t n = 0;
+			size_t want = 1 + slm_test_rand(&rng) % 400;
+			while (n < want) {
+				const char *p = pieces[slm_test_rand(&rng) %
+						       SLM_ARRAY_LEN(pieces)];
+				size_t l = strlen(p);
+				memcpy(text + n, p, l);
+				n += l;
+			}
+			struct tok_work w = {0};
+			struct slm_tokens a = {0}, b = {0};
+			struct slm_error err = {0};
+			/* twice through one scratch: the second from the cache */
+			CU_ASSERT_EQUAL(
+				tok_spm_fragment(v, &w, text, n, &a, &err), 0);
+			CU_ASSERT_EQUAL(
+				tok_spm_fragment(v, &w, text, n, &a, &err), 0);
+			CU_ASSERT_EQUAL(tok_spm_merge(v, text, n, &b), 0);
+			CU_ASSERT_EQUAL(tok_spm_merge(v, text, n, &b), 0);
+			if (a.n != b.n ||
+			    memcmp(a.ids, b.ids, a.n * sizeof(int32_t))) {
+				FAILF("%s: cut merge differs from whole merge "
+				      "(%zu bytes)",
+				      names[vi], n);
+				it = 1 << 20;
+			}
+			tok_work_free(&w);
+			slm_tokens_free(&a);
+			slm_tokens_free(&b);
+		}
+		slm_vocab_destroy(v);
+	}
 }
 
 /* ---- robustness ----------------------------------------------------------- */
@@ -988,5 +1054,6 @@ SLM_SUITE("tokenizer", NULL, NULL,
 	  {"golden greedy runs", test_golden_greedy},
 	  {"class stand-ins", test_class_standins},
 	  {"merge loops agree", test_merge_paths_agree},
+	  {"SPM cut into words agrees", test_spm_split_agrees},
 	  {"long runs", test_long_runs}, {"random input", test_random_input},
 	  {"bad vocabularies", test_bad_vocab})
