@@ -63,6 +63,7 @@ CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
 SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
+BENCH_SRCS := $(wildcard bench/*.c)
 PROGRAMS   := $(patsubst %_main.c,%,$(notdir $(wildcard $(addsuffix /*_main.c,$(CORE_DIRS)))))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -70,6 +71,7 @@ CORE_OBJS := $(call obj,$(CORE_SRCS))
 CLIENT_OBJS := $(call obj,$(CLIENT_LIB_SRCS))
 SLM_OBJS := $(call obj,$(SLM_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 CORE_LIB   := $(BUILD)/lib/libslmcore.a
 CLIENT_A   := $(BUILD)/lib/libslmclient.a
@@ -83,7 +85,7 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 # Keep intermediate objects (program mains) so relinks stay incremental.
 .SECONDARY:
 
-all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN)
+all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN) $(BENCH_BINS)
 
 help:
 	@echo "make deps    install the Debian packages (needs root or sudo)"
@@ -161,6 +163,12 @@ $(UNIT_BIN): $(UNIT_OBJS) $(filter-out $(BUILD)/obj/client/slm_main.o,$(SLM_OBJS
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
 
+# Benchmark programs: one per bench/<name>.c, run by bench/bench_*.sh.
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
 # Test inputs that are generated rather than stored (see tests/data/README.md).
 TESTDATA := $(BUILD)/testdata
 VOCAB_XZ := $(wildcard tests/data/vocab/*.gguf.xz)
@@ -190,7 +198,7 @@ asan: deps
 run: deps all
 	$(BUILD)/bin/slmd -c configs/slmd.conf
 
-bench: all
+bench: all testdata $(BENCH_BINS)
 	@./bench/run.sh $(BUILD)
 
 FUZZ_SECONDS ?= 60
