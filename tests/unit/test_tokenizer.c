@@ -1043,6 +1043,100 @@ static void test_bad_vocab(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bos_token_id"));
 }
 
+/* A BPE vocabulary of the 256 byte symbols plus the results of `merges`
+ * ("a b" rules over byte-encoded text), with pre-tokenizer `pre`. */
+static struct slm_vocab *mini_vocab(const char *pre, const char *const *merges,
+				    size_t n_merges)
+{
+	const char *toks[256 + 16];
+	char store[256 + 16][16];
+	size_t n = 0;
+	for (int b = 0; b < 256; b++) {
+		size_t l =
+			slm_utf8_encode(tok_byte_to_cp((uint8_t)b), store[n]);
+		store[n][l] = '\0';
+		toks[n] = store[n];
+		n++;
+	}
+	for (size_t m = 0; m < n_merges; m++) {
+		const char *sp = strchr(merges[m], ' ');
+		snprintf(store[n], sizeof(store[n]), "%.*s%s",
+			 (int)(sp - merges[m]), merges[m], sp + 1);
+		toks[n] = store[n];
+		n++;
+	}
+	struct gguf_writer *w = gguf_writer_create();
+	CU_ASSERT_EQUAL(gguf_set_str(w, "tokenizer.ggml.model", "gpt2"), 0);
+	CU_ASSERT_EQUAL(gguf_set_str(w, "tokenizer.ggml.pre", pre), 0);
+	CU_ASSERT_EQUAL(gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, n),
+			0);
+	CU_ASSERT_EQUAL(
+		gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, n_merges),
+		0);
+	uint8_t *bytes = NULL;
+	size_t size = 0;
+	struct slm_vocab *v = NULL;
+	struct gguf_file *f = NULL;
+	struct slm_error err = {0};
+	if (gguf_writer_header_bytes(w, &bytes, &size) == 0 &&
+	    gguf_open_buffer(bytes, size, "mini.gguf", &f, &err) == 0 &&
+	    slm_vocab_create(f, &v, &err) != 0)
+		FAILF("%s: %s", pre, err.msg);
+	gguf_close(f);
+	free(bytes);
+	gguf_writer_destroy(w);
+	return v;
+}
+
+/* The pre-tokenizers without golden data split where their regexes say:
+ * a merge across a split cannot happen, so the token count shows it. */
+static void test_pre_tokenizers(void)
+{
+	static const char *const merges[] = {"' s", "1 2", "12 3", "a b"};
+	static const struct {
+		const char *pre;
+		const char *text;
+		size_t tokens;
+	} cases[] = {
+		/* gpt2 keeps "'s" together; default splits punctuation
+		 * first; deepseek-llm takes "'" as punctuation */
+		{"gpt-2", "it's", 3},
+		{"default", "it's", 4},
+		{"deepseek-llm", "it's", 4},
+		{"smollm", "it's", 3},
+		/* digits: one piece (gpt2), up to three (llama3), one each
+		 * (qwen2, smollm) */
+		{"gpt-2", "123", 1},
+		{"llama-bpe", "123", 1},
+		{"dbrx", "1234", 2},
+		{"qwen2", "123", 3},
+		{"smollm", "123", 3},
+		{"deepseek-llm", "123", 1},
+		/* letters merge everywhere */
+		{"default", "ab", 1},
+		{"qwen2", "ab", 1},
+		{"deepseek-llm", "ab", 1},
+	};
+	for (size_t i = 0; i < SLM_ARRAY_LEN(cases); i++) {
+		struct slm_vocab *v =
+			mini_vocab(cases[i].pre, merges, SLM_ARRAY_LEN(merges));
+		if (!v)
+			continue;
+		struct slm_tokens t = {0};
+		tok(v, cases[i].text, 0, &t);
+		if (t.n != cases[i].tokens)
+			FAILF("pre %s, '%s': %zu tokens, want %zu",
+			      cases[i].pre, cases[i].text, t.n,
+			      cases[i].tokens);
+		struct slm_text s = {0};
+		if (!detok(v, &t, 0, &s))
+			CU_ASSERT_STRING_EQUAL(s.data, cases[i].text);
+		slm_text_free(&s);
+		slm_tokens_free(&t);
+		slm_vocab_destroy(v);
+	}
+}
+
 SLM_SUITE("tokenizer", NULL, NULL,
 	  {"golden ids, full vocabularies", test_golden_full},
 	  {"golden ids, small models", test_golden_small},
@@ -1055,5 +1149,6 @@ SLM_SUITE("tokenizer", NULL, NULL,
 	  {"class stand-ins", test_class_standins},
 	  {"merge loops agree", test_merge_paths_agree},
 	  {"SPM cut into words agrees", test_spm_split_agrees},
+	  {"pre-tokenizers without golden data", test_pre_tokenizers},
 	  {"long runs", test_long_runs}, {"random input", test_random_input},
 	  {"bad vocabularies", test_bad_vocab})
