@@ -36,7 +36,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	debhelper dpkg-dev fakeroot
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
-	libpcre2-8 libutf8proc libxxhash
+	libpcre2-8 libpcre2-32 libutf8proc libxxhash
 
 ISA_BASE   := -march=x86-64-v2 -mtune=generic
 ISA_AVX2   := -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt
@@ -75,6 +75,7 @@ UNIT_SRCS  := $(wildcard tests/unit/*.c)
 # test tools; a tool's main is tests/tools/<tool>_main.c.
 TOOL_SRCS  := $(filter-out %_main.c,$(wildcard tests/tools/*.c))
 TOOL_MAINS := $(wildcard tests/tools/*_main.c)
+BENCH_SRCS := $(wildcard bench/*.c)
 PROGRAMS   := $(patsubst %_main.c,%,$(notdir $(wildcard $(addsuffix /*_main.c,$(CORE_DIRS)))))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -84,6 +85,7 @@ SLM_OBJS := $(call obj,$(SLM_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 TOOL_OBJS := $(call obj,$(TOOL_SRCS))
 TOOL_BINS := $(patsubst tests/tools/%_main.c,$(BUILD)/tests/%,$(TOOL_MAINS))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 CORE_LIB   := $(BUILD)/lib/libslmcore.a
 CLIENT_A   := $(BUILD)/lib/libslmclient.a
@@ -101,7 +103,7 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 .SECONDARY: $(call obj,$(wildcard $(addsuffix /*_main.c,$(CORE_DIRS))))
 
 all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN) \
-	$(TOOL_BINS)
+	$(TOOL_BINS) $(BENCH_BINS)
 
 help:
 	@echo "make deps    install the Debian packages (needs root or sudo)"
@@ -184,6 +186,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%_main.o $(TOOL_OBJS) $(CORE_LIB)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
 
+# Benchmark programs: one per bench/<name>.c, run by bench/bench_*.sh.
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS_COMMON) -o $@ $^ $(LDLIBS_COMMON)
+
 # Test inputs that are generated rather than stored (see tests/data/README.md).
 TESTDATA := $(BUILD)/testdata
 VOCAB_XZ := $(wildcard tests/data/vocab/*.gguf.xz)
@@ -251,7 +259,7 @@ asan: deps
 run: deps all
 	$(BUILD)/bin/slmd -c configs/slmd.conf
 
-bench: all
+bench: all testdata $(BENCH_BINS)
 	@./bench/run.sh $(BUILD)
 
 FUZZ_SECONDS ?= 60

@@ -14,6 +14,7 @@
 #include "client/slm_cmd.h"
 #include "common/cli.h"
 #include "engine/dtype.h"
+#include "engine/chat.h"
 #include "engine/model.h"
 
 static const char *const prog = "slm info";
@@ -122,10 +123,13 @@ cJSON *slm_info_json(const struct slm_model *m)
 		else
 			cJSON_AddNullToObject(tj, "add_bos");
 	}
-	/* Detection of the template's name lives with the chat module
-	 * (engine/chat.h, another branch); until it is wired in, the name
-	 * is null and only its presence is reported. */
-	cJSON_AddNullToObject(o, "chat_template");
+	/* The name llama.cpp would recognise; null for none or an unknown
+	 * template (then chat_template_present tells which). */
+	const char *chat = slm_chat_detect(tok->chat_template);
+	if (chat)
+		cJSON_AddStringToObject(o, "chat_template", chat);
+	else
+		cJSON_AddNullToObject(o, "chat_template");
 	cJSON_AddBoolToObject(o, "chat_template_present",
 			      tok->chat_template != NULL);
 	return o;
@@ -218,8 +222,11 @@ static void print_text(const struct slm_model *m)
 	if (tok->add_bos >= 0)
 		printf("%sadd_bos %s", sep, tok->add_bos ? "true" : "false");
 	printf("\n");
+	const char *chat = slm_chat_detect(tok->chat_template);
 	printf("%-15s %s\n", "chat template",
-	       tok->chat_template ? "present" : "none");
+	       chat		    ? chat
+	       : tok->chat_template ? "present (not a supported template)"
+				    : "none");
 }
 
 static void usage(FILE *out)

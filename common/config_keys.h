@@ -24,6 +24,11 @@ SLM_CFG_KEY(MODEL_PATH, "model", "path", STRING, "", 0, 0, NULL, STATIC,
 	"GGUF model file to serve.  Empty: slmd makes a small synthetic model "
 	"(random weights, its text is gibberish) so the box runs without a "
 	"download.")
+SLM_CFG_KEY(MODEL_CHAT_TEMPLATE, "model", "chat_template", STRING, "", 0, 0,
+	NULL, STATIC,
+	"Chat template by name (chatml, llama2, llama3, mistral-v7, phi3, "
+	"gemma, zephyr, ...; see the engine's chat.h).  Empty: the model's "
+	"own, recognised as llama.cpp does.")
 
 SLM_CFG_KEY(MODEL_LOAD, "model", "load", ENUM, "uring", 0, 0,
 	"uring|read|mmap", STATIC,

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "engine/chat.h" /* struct slm_chat_msg */
 
 struct slm_serve;
 struct slm_event;
@@ -53,11 +54,6 @@ enum slm_input_kind {
 	SLM_INPUT_TEXT, /* prompt text, tokenized by the model's vocabulary */
 	SLM_INPUT_IDS,	/* token ids, used as they are */
 	SLM_INPUT_CHAT, /* messages, formatted with the chat template */
-};
-
-struct slm_chat_msg {
-	const char *role; /* "system", "user", "assistant" */
-	const char *content;
 };
 
 typedef void (*slm_event_fn)(void *ctx, const struct slm_event *ev);

@@ -29,21 +29,21 @@ table = {
                      rms_eps=1e-5, tied_output=False, qkv_bias=False, n_params=3672320,
                      tokenizer={"model": "llama", "pre": "default", "n_tokens": 1024,
                                 "bos": 1, "eos": 2},
-                     chat_template_present=False),
+                     chat_template_present=False, chat_template=None),
     "llama3-s-": dict(arch="llama", n_vocab=2053, n_embd=256, n_layer=4, n_head=4,
                       n_head_kv=1, head_dim=64, n_ff=768, n_ctx_train=131072,
                       rope_freq_base=500000, rope_scaling={"type": "llama3", "factor": 32},
                       rms_eps=1e-5, tied_output=True, qkv_bias=False, n_params=3542560,
                       tokenizer={"model": "gpt2", "pre": "llama-bpe", "n_tokens": 2053,
                                  "bos": 2048, "eos": 2049},
-                      chat_template_present=True),
+                      chat_template_present=True, chat_template="llama3"),
     "qwen2-s-": dict(arch="qwen2", n_vocab=2051, n_embd=320, n_layer=4, n_head=5,
                      n_head_kv=1, head_dim=64, n_ff=1024, n_ctx_train=32768,
                      rope_freq_base=1000000, rope_scaling={"type": "none", "factor": 1},
                      rms_eps=1e-6, tied_output=True, qkv_bias=True, n_params=5576192,
                      tokenizer={"model": "gpt2", "pre": "qwen2", "n_tokens": 2051,
                                 "bos": 2048, "eos": 2050},
-                     chat_template_present=True),
+                     chat_template_present=True, chat_template="chatml"),
 }
 want = next(v for k, v in table.items() if name.startswith(k))
 want = dict(want)
@@ -68,8 +68,6 @@ for key in ["arch", "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "head
             "tokenizer", "chat_template"]:
     if key not in info:
         bad.append(f"missing field {key}")
-if info.get("chat_template", 0) is not None:
-    bad.append("chat_template should be null until detection is wired in")
 print("\n".join(bad))
 sys.exit(1 if bad else 0)
 PY
