@@ -108,4 +108,13 @@ SLM_CFG_KEY(NUMA_AFFINITY_MIN_PREFIX, "numa", "affinity_min_prefix", INT,
 	"32", 0, 1048576, NULL, RUNTIME,
 	"Prefix affinity counts only when the group's cached prefix is at "
 	"least this many tokens longer than the least loaded group's.")
+
+SLM_CFG_KEY(DAEMON_DRAIN_TIMEOUT_MS, "daemon", "drain_timeout_ms", INT,
+	"30000", 0, 3600000, NULL, RUNTIME,
+	"On SIGTERM or slmctl drain, how long in-flight requests may take "
+	"to finish before slmd stops anyway (milliseconds).")
+SLM_CFG_KEY(DAEMON_HEALTH_INTERVAL_MS, "daemon", "health_interval_ms", INT,
+	"1000", 10, 600000, NULL, STATIC,
+	"How often every component's progress is checked; the systemd "
+	"watchdog is fed only while all make progress (milliseconds).")
 /* clang-format on */

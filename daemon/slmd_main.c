@@ -6,7 +6,6 @@
  * Start-up errors (a bad config line, a model that will not load) are one
  * line on stderr and exit status 1.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "daemon/daemon.h"
 
 static void usage(FILE *out)
 {
@@ -56,17 +56,16 @@ int main(int argc, char **argv)
 		return rc ? 1 : 0;
 	}
 
-	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-
-	SLM_INFO("slmd", "slmd %s started (config %s)", SLM_VERSION,
+	struct slmd *d = slmd_create(cfg, &args);
+	if (!d)
+		slm_cli_die("slmd", "out of memory");
+	SLM_INFO("slmd", "slmd %s starting (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
-	int sig = 0;
-	sigwait(&stop, &sig);
-	SLM_INFO("slmd", "stopping on %s", strsignal(sig));
+	struct slm_error err = {0};
+	int rc = slmd_run(d, &err);
+	if (rc)
+		SLM_ERROR("slmd", "%s", err.msg);
+	slmd_destroy(d);
 	slm_config_destroy(cfg);
-	return 0;
+	return rc ? 1 : 0;
 }

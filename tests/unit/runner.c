@@ -8,6 +8,8 @@
  */
 #include "tests/unit/harness.h"
 
+#include "common/log.h"
+
 #include <CUnit/Basic.h>
 #include <dirent.h>
 #include <math.h>
@@ -175,6 +177,11 @@ static int selected(const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* Library logs would bury CUnit's lines; SLM_TEST_LOG_LEVEL=info (or
+	 * debug) brings them back when a test needs explaining. */
+	const char *level = getenv("SLM_TEST_LOG_LEVEL");
+	int lv = slm_log_level_parse(level ? level : "warn");
+	slm_log_set_level(lv < 0 ? SLM_LOG_WARN : (enum slm_log_level)lv);
 	if (CU_initialize_registry() != CUE_SUCCESS) {
 		fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
 		return 2;
