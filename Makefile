@@ -23,6 +23,7 @@ V       ?= 0
 Q        = $(if $(filter 1,$(V)),,@)
 say      = $(if $(filter 1,$(V)),,@echo "  $(1) $(2)")
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
 DESTDIR ?=
 CC      ?= gcc
 CLANG   ?= clang
@@ -280,7 +281,7 @@ format:
 	@clang-format -i $(LINT_SRCS)
 
 install: all
-	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
+	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(LIBDIR)"
 
 # The Debian packages (debian/): slmd, and libslmclient1 + -dev when the
 # tree has the client library.  docs/operations.md installs them.

@@ -1,12 +1,15 @@
 #!/bin/sh
 # make install: everything an installed slmd needs, under DESTDIR/PREFIX.
 #
-#   tools/install.sh DESTDIR PREFIX BUILD
+#   tools/install.sh DESTDIR PREFIX BUILD [LIBDIR]
+#
+# LIBDIR (default PREFIX/lib) is where the client library and its
+# pkg-config file go; the Debian package gives the multiarch directory.
 #
 #   PREFIX/sbin/slmd, PREFIX/bin/slmctl, PREFIX/bin/slm
-#   PREFIX/lib/libslmclient.{a,so.N,so}   when the build made the library
-#   PREFIX/lib/pkgconfig/*.pc             whatever .pc files the build made,
-#                                         with prefix= set to PREFIX
+#   LIBDIR/libslmclient.{a,so.N,so}       when the build made the library
+#   LIBDIR/pkgconfig/*.pc                 whatever .pc files the build made,
+#                                         with prefix= and libdir= set
 #   PREFIX/include/slm/*.h                the public headers
 #   PREFIX/share/slmd/vocab/*.gguf        the three vocabularies (slm
 #                                         mkmodel and the synthetic model)
@@ -18,16 +21,24 @@
 #   /etc/slmd/slmd.conf                   only if there is none: an
 #                                         operator's file is never replaced
 set -eu
-if [ $# -ne 3 ]; then
-	echo "usage: tools/install.sh DESTDIR PREFIX BUILD" >&2
+if [ $# -lt 3 ] || [ $# -gt 4 ]; then
+	echo "usage: tools/install.sh DESTDIR PREFIX BUILD [LIBDIR]" >&2
 	exit 2
 fi
-destdir=$1 prefix=$2 build=$3
-case $prefix in
-/*) ;;
-*) echo "install: PREFIX must be an absolute path, not '$prefix'" >&2; exit 1 ;;
-esac
+destdir=$1 prefix=$2 build=$3 libdir=${4:-$2/lib}
+for dir in "$prefix" "$libdir"; do
+	case $dir in
+	/*) ;;
+	*) echo "install: PREFIX and LIBDIR must be absolute paths, not '$dir'" >&2; exit 1 ;;
+	esac
+done
 root="$destdir$prefix"
+lib="$destdir$libdir"
+# libdir= of the .pc files: relative to ${prefix} when it lies below it.
+case $libdir in
+"$prefix"/*) pc_libdir="\${prefix}${libdir#"$prefix"}" ;;
+*) pc_libdir=$libdir ;;
+esac
 
 for prog in slmd slmctl slm; do
 	if [ ! -x "$build/bin/$prog" ]; then
@@ -64,8 +75,8 @@ install -m 0755 "$build/bin/slm" "$root/bin/slm"
 # shared object goes in under its SONAME with the development symlink.
 have_lib=
 if [ -n "$(ar t "$build/lib/libslmclient.a" 2>/dev/null)" ]; then
-	install -d "$root/lib"
-	install -m 0644 "$build/lib/libslmclient.a" "$root/lib/"
+	install -d "$lib"
+	install -m 0644 "$build/lib/libslmclient.a" "$lib/"
 	have_lib=1
 fi
 for so in "$build"/lib/libslmclient.so*; do
@@ -75,16 +86,17 @@ for so in "$build"/lib/libslmclient.so*; do
 		echo "install: $so has no SONAME" >&2
 		exit 1
 	fi
-	install -d "$root/lib"
-	install -m 0644 "$so" "$root/lib/$soname"
-	[ "$soname" = libslmclient.so ] || ln -sf "$soname" "$root/lib/libslmclient.so"
+	install -d "$lib"
+	install -m 0644 "$so" "$lib/$soname"
+	[ "$soname" = libslmclient.so ] || ln -sf "$soname" "$lib/libslmclient.so"
 	have_lib=1
 done
 for pc in "$build"/lib/pkgconfig/*.pc; do
 	[ -f "$pc" ] || continue
-	install -d "$root/lib/pkgconfig"
-	sed "s|^prefix=.*|prefix=$prefix|" "$pc" >"$root/lib/pkgconfig/$(basename "$pc")"
-	chmod 0644 "$root/lib/pkgconfig/$(basename "$pc")"
+	install -d "$lib/pkgconfig"
+	sed -e "s|^prefix=.*|prefix=$prefix|" -e "s|^libdir=.*|libdir=$pc_libdir|" \
+		"$pc" >"$lib/pkgconfig/$(basename "$pc")"
+	chmod 0644 "$lib/pkgconfig/$(basename "$pc")"
 done
 for h in include/slm/*.h; do
 	[ -f "$h" ] || continue

@@ -90,12 +90,15 @@ inroot /usr/sbin/slmd --version | grep -q "^slmd $SLM_VERSION" && ok "the instal
 inroot man -w slmd 2>/dev/null | grep -q "/usr/share/man/man8/slmd.8.gz" && ok "man slmd finds slmd(8)" ||
 	fail "man slmd does not find the page"
 if inroot dpkg -s libslmclient-dev >/dev/null 2>&1; then
-	mod=$(inroot sh -c 'ls /usr/lib/pkgconfig/*.pc' | head -n 1 | xargs -r basename | sed 's/\.pc$//')
-	inroot sh -c "printf '#include <slm/client.h>\nint main(void) { return 0; }\n' > /tmp/use.c &&
+	mod=$(inroot dpkg -L libslmclient-dev | grep '/pkgconfig/.*\.pc$' | head -n 1 | xargs -r basename | sed 's/\.pc$//')
+	if inroot sh -c "printf '#include <slm/client.h>\nint main(void) { return 0; }\n' > /tmp/use.c &&
 		cc -Wall -Werror -o /tmp/use /tmp/use.c -Wl,--no-as-needed \$(pkg-config --cflags --libs $mod) &&
-		/tmp/use && ldd /tmp/use | grep -q 'libslmclient.so.1 => /usr/lib/libslmclient.so.1'" &&
-		ok "a program builds against the installed libslmclient-dev ($mod) and runs" ||
-		fail "building against the installed libslmclient-dev failed"
+		/tmp/use && ldd /tmp/use" >"$ns/use.log" 2>&1 &&
+		grep -qE "libslmclient.so.1 => (/usr)?/lib/[^/]+/libslmclient.so.1" "$ns/use.log"; then
+		ok "a program builds against the installed libslmclient-dev ($mod) and runs"
+	else
+		fail "building against the installed libslmclient-dev ($mod): $(cat "$ns/use.log")"
+	fi
 fi
 
 # Reinstall over an edited conffile: kept.

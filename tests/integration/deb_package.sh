@@ -116,12 +116,16 @@ if [ -n "$(ls client/client*.c 2>/dev/null)" ]; then
 	if [ -z "$lib" ] || [ -z "$dev" ]; then
 		fail "no libslmclient1/libslmclient-dev package although the tree has the client library"
 	else
-		dpkg-deb --contents "$lib" | grep -q "/usr/lib/libslmclient.so.[0-9]" &&
-			ok "libslmclient1 holds the shared library" || fail "libslmclient1 lacks the shared library"
+		dpkg-deb --contents "$lib" >"$TMP/lib.contents"
+		dpkg-deb --contents "$dev" >"$TMP/dev.contents"
+		grep -qE "\./usr/lib/[^/]+/libslmclient\.so\.[0-9]+$" "$TMP/lib.contents" &&
+			ok "libslmclient1 holds the shared library (multiarch)" ||
+			fail "libslmclient1 lacks the shared library: $(cat "$TMP/lib.contents")"
 		dpkg-deb -I "$lib" shlibs >/dev/null 2>&1 &&
 			ok "libslmclient1 declares its shlibs" || fail "libslmclient1 has no shlibs file"
-		for f in /usr/lib/libslmclient.a /usr/lib/libslmclient.so /usr/include/slm/ /usr/lib/pkgconfig/; do
-			dpkg-deb --contents "$dev" | grep -qF -- ".$f" || fail "libslmclient-dev lacks $f"
+		for f in '/usr/lib/[^/]+/libslmclient\.a$' '/usr/lib/[^/]+/libslmclient\.so ->' \
+			'/usr/include/slm/[^/]+\.h$' '/usr/lib/[^/]+/pkgconfig/[^/]+\.pc$'; do
+			grep -qE -- "\.$f" "$TMP/dev.contents" || fail "libslmclient-dev lacks $f"
 		done
 		ok "libslmclient-dev holds headers, .a, .so and the .pc"
 	fi

@@ -94,15 +94,17 @@ if [ -n "$(ls client/client*.c 2>/dev/null)" ]; then
 	else
 		grep -q "^prefix=/usr$" "$pc" && ok "$(basename "$pc"): prefix=/usr" ||
 			fail "$(basename "$pc"): $(grep ^prefix= "$pc")"
-		# Build a program against the installed tree, as a user would.
+		# Build a program against the installed tree, as a user would:
+		# its .pc with the prefix moved to where the tree is.
 		mod=$(basename "$pc" .pc)
-		flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$dest/usr/lib/pkgconfig \
-			pkg-config --cflags --libs "$mod" 2>&1)
+		mkdir -p "$TMP/pc"
+		sed "s|^prefix=.*|prefix=$dest/usr|" "$pc" >"$TMP/pc/$mod.pc"
+		flags=$(PKG_CONFIG_PATH=$TMP/pc pkg-config --cflags --libs "$mod" 2>&1)
 		hdrs=$(cd "$dest/usr/include" && ls slm/*.h | sed 's/.*/#include <&>/')
 		printf '%s\nint main(void) { return 0; }\n' "$hdrs" >"$TMP/use.c"
 		# shellcheck disable=SC2086
-		if cc -std=gnu11 -Wall -Werror -o "$TMP/use" "$TMP/use.c" -Wl,--no-as-needed $flags 2>"$TMP/cc.log" &&
-			LD_LIBRARY_PATH=$dest/usr/lib "$TMP/use" &&
+		if cc -std=gnu11 -Wall -Werror -o "$TMP/use" "$TMP/use.c" -Wl,--no-as-needed $flags >"$TMP/cc.log" 2>&1 &&
+			LD_LIBRARY_PATH=$dest/usr/lib "$TMP/use" >>"$TMP/cc.log" 2>&1 &&
 			LD_LIBRARY_PATH=$dest/usr/lib ldd "$TMP/use" | grep -q "libslmclient.so.* => $dest/usr/lib/"; then
 			ok "a program builds with pkg-config $mod and runs on the installed library"
 		else
