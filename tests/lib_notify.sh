@@ -26,10 +26,15 @@ notify_reset() {
 }
 
 # wait_for_line REGEX SECONDS: true once a line of the log matches.
+# Gives up early when slmd (SLMD_PID, once started) has exited.
 wait_for_line() {
 	local re=$1 secs=$2 i
 	for ((i = 0; i < secs * 20; i++)); do
 		grep -qE -- "$re" "$NOTIFY_LOG" && return 0
+		if [ -n "$SLMD_PID" ] && ! kill -0 "$SLMD_PID" 2>/dev/null; then
+			grep -qE -- "$re" "$NOTIFY_LOG"
+			return
+		fi
 		sleep 0.05
 	done
 	return 1

@@ -6,8 +6,18 @@
 # pages render without warnings and name every `slm` command.
 . tests/lib.sh
 
+# make install, or under the sanitizers the script it runs: make would
+# relink the sanitized build without the sanitizer flags.
+slm_install() { # DESTDIR PREFIX
+	if [ -n "${SLM_SANITIZED:-}" ]; then
+		./tools/install.sh "$1" "$2" "$BUILD"
+	else
+		make --no-print-directory -s install BUILD="$BUILD" PREFIX="$2" DESTDIR="$1"
+	fi
+}
+
 dest=$TMP/dest
-if ! make --no-print-directory -s install BUILD="$BUILD" PREFIX=/usr DESTDIR="$dest" >"$TMP/install.log" 2>&1; then
+if ! slm_install "$dest" /usr >"$TMP/install.log" 2>&1; then
 	fail "make install failed: $(tail -n 5 "$TMP/install.log")"
 	finish
 fi
@@ -119,14 +129,14 @@ fi
 
 # ---- an operator's config is kept; units follow the prefix -------------------
 echo "; edited by the operator" >>"$dest/etc/slmd/slmd.conf"
-make --no-print-directory -s install BUILD="$BUILD" PREFIX=/usr DESTDIR="$dest" >"$TMP/install2.log" 2>&1 ||
+slm_install "$dest" /usr >"$TMP/install2.log" 2>&1 ||
 	fail "second make install failed"
 grep -q "edited by the operator" "$dest/etc/slmd/slmd.conf" &&
 	grep -q "keeping the existing" "$TMP/install2.log" &&
 	ok "a second install keeps the operator's slmd.conf" ||
 	fail "a second install replaced /etc/slmd/slmd.conf"
 local_dest=$TMP/local
-make --no-print-directory -s install BUILD="$BUILD" PREFIX=/usr/local DESTDIR="$local_dest" >/dev/null 2>&1 ||
+slm_install "$local_dest" /usr/local >/dev/null 2>&1 ||
 	fail "make install PREFIX=/usr/local failed"
 if grep -q "^ExecStart=/usr/local/sbin/slmd " "$local_dest/usr/local/lib/systemd/system/slmd.service" 2>/dev/null &&
 	grep -q "^ExecStart=/usr/local/sbin/slmd " "$local_dest/usr/local/lib/systemd/system/slmd-dpdk.service"; then

@@ -6,10 +6,20 @@
 # and directories the units expect; the units agree with slmd's defaults.
 . tests/lib.sh
 
+# make install, or under the sanitizers the script it runs: make would
+# relink the sanitized build without the sanitizer flags.
+slm_install() { # DESTDIR PREFIX
+	if [ -n "${SLM_SANITIZED:-}" ]; then
+		./tools/install.sh "$1" "$2" "$BUILD"
+	else
+		make --no-print-directory -s install BUILD="$BUILD" PREFIX="$2" DESTDIR="$1"
+	fi
+}
+
 command -v systemd-analyze >/dev/null 2>&1 || { fail "systemd-analyze missing (systemd is in DEB_PACKAGES)"; finish; }
 slmd_abs=$(cd "$BIN" && pwd)/slmd
 dest=$TMP/dest
-make --no-print-directory -s install BUILD="$BUILD" PREFIX=/usr DESTDIR="$dest" >/dev/null 2>&1 ||
+slm_install "$dest" /usr >/dev/null 2>&1 ||
 	fail "make install failed"
 
 # directives FILE: the settings, without comments and blank lines.
