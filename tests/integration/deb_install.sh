@@ -17,14 +17,8 @@ mkdir -p "$TMP/probe"
 unshare -m sh -c 'mount -t tmpfs tmpfs "$1"' _ "$TMP/probe" 2>/dev/null ||
 	skip "this machine allows no mount namespace (unshare -m) for a throwaway root"
 
-version=$(sed -n 's/^#define SLM_VERSION "\(.*\)"/\1/p' common/version.h)
-if ! make --no-print-directory deb BUILD="$BUILD" >"$TMP/deb.log" 2>&1; then
-	fail "make deb failed: $(tail -n 20 "$TMP/deb.log")"
-	finish
-fi
-mkdir -p "$TMP/debs"
-cp "$BUILD"/deb/*.deb "$TMP/debs/"
-rm -f "$TMP"/debs/*-dbgsym_*.deb
+. tests/lib_deb.sh
+deb_ready
 
 cat >"$TMP/inner.sh" <<'EOF'
 # Runs in a private mount namespace: $1 scratch dir, $2 the .debs.
@@ -134,7 +128,7 @@ EOF
 
 host_before=$(dpkg-query -W -f='${Status}' slmd 2>&1; ls -d /etc/slmd /var/lib/slmd 2>&1; getent passwd slmd)
 mkdir -p "$TMP/ns"
-SLM_VERSION=$version unshare -m bash "$TMP/inner.sh" "$TMP/ns" "$TMP/debs" >"$TMP/inner.log" 2>&1
+SLM_VERSION=$DEB_VERSION unshare -m bash "$TMP/inner.sh" "$TMP/ns" "$DEB_DIR" >"$TMP/inner.log" 2>&1
 status=$?
 cat "$TMP/inner.log"
 case $status in
