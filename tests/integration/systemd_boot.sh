@@ -244,6 +244,33 @@ c systemctl stop slmd.service
 	[ "$(prop ExecMainStatus)" = 0 ] && ok "systemctl stop: inactive, result success, exit status 0" ||
 	fail "after stop: $(prop ActiveState) $(prop Result) status $(prop ExecMainStatus)"
 
+# ---- the DPDK unit: its four capabilities reach slmd; it replaces slmd ----
+# slmd has no DPDK dataplane yet (dataplane.kind is unknown to it), so a
+# drop-in starts it without the --set: what is checked is the unit.
+c systemctl start slmd.service
+wait_prop ActiveState active 30 || fail "slmd did not start again"
+c mkdir -p /etc/systemd/system/slmd-dpdk.service.d
+c sh -c 'printf "[Service]\nExecStart=\nExecStart=/usr/sbin/slmd -c /etc/slmd/slmd.conf\n" >/etc/systemd/system/slmd-dpdk.service.d/test.conf'
+c systemctl daemon-reload
+if c systemctl start slmd-dpdk.service; then
+	dmain=$(c systemctl show slmd-dpdk.service -p MainPID --value)
+	dst=$(c cat "/proc/$dmain/status")
+	# CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_IPC_LOCK 14, CAP_SYS_NICE 23
+	if grep -qE "^CapEff:\s+0+807000$" <<<"$dst" && grep -qE "^CapAmb:\s+0+807000$" <<<"$dst" &&
+		grep -qE "^CapBnd:\s+0+807000$" <<<"$dst" && grep -qE "^Uid:\s+$uid\s" <<<"$dst"; then
+		ok "slmd-dpdk.service: slmd as slmd with exactly NET_ADMIN, NET_RAW, IPC_LOCK, SYS_NICE"
+	else
+		fail "slmd-dpdk.service capabilities: $(grep -E '^(Uid|Cap)' <<<"$dst" | tr '\n' ' ')"
+	fi
+	[ "$(prop ActiveState)" = inactive ] && ok "starting slmd-dpdk.service stopped slmd.service (Conflicts)" ||
+		fail "slmd.service is $(prop ActiveState) beside slmd-dpdk.service"
+	c systemctl stop slmd-dpdk.service
+else
+	fail "slmd-dpdk.service did not start: $(c journalctl -u slmd-dpdk --no-pager -o cat | tail -n 5)"
+fi
+c rm -rf /etc/systemd/system/slmd-dpdk.service.d
+c systemctl daemon-reload
+
 # ---- dpkg -r stops it --------------------------------------------------------------
 c systemctl start slmd.service
 wait_prop ActiveState active 30 || fail "slmd did not start again"

@@ -82,12 +82,15 @@ for fam in AF_NETLINK AF_PACKET AF_XDP; do
 	grep "^RestrictAddressFamilies=" <<<"$dpdk" | grep -qw $fam || fail "slmd-dpdk.service lacks $fam"
 done
 # The two units differ only where DPDK needs it (and in what they are).
-allowed='^(Description|Conflicts|ExecStart|CapabilityBoundingSet|AmbientCapabilities|RestrictAddressFamilies|PrivateDevices|DeviceAllow)='
+allowed='^(Description|Conflicts|ExecStart|CapabilityBoundingSet|AmbientCapabilities|RestrictAddressFamilies|PrivateDevices|DeviceAllow)=|^After=slmd\.service$'
 drift=$(diff <(sort <<<"$kernel") <(sort <<<"$dpdk") | grep -E '^[<>]' | cut -c3- | grep -vE "$allowed" || true)
 [ -z "$drift" ] && ok "the units differ only in the DPDK settings" ||
 	fail "the units drift apart in: $drift"
 grep -qx "Conflicts=slmd-dpdk.service" <<<"$kernel" && grep -qx "Conflicts=slmd.service" <<<"$dpdk" &&
 	ok "the units conflict with each other" || fail "the units do not conflict"
+# Conflicts without ordering runs the stop and the start at once.
+grep -qx "After=slmd.service" <<<"$dpdk" && ok "the switch between them is ordered (After=)" ||
+	fail "slmd-dpdk.service is not ordered against slmd.service"
 
 # The units agree with slmd's own defaults.
 dump=$("$BIN/slmd" --dump-config)
