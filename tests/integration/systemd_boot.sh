@@ -156,11 +156,14 @@ esac
 
 # prop NAME: a property of slmd.service.
 prop() { c systemctl show slmd.service -p "$1" --value; }
-# wait_prop NAME VALUE SECONDS
+# wait_prop NAME VALUE SECONDS: the property is VALUE, or for StatusText
+# starts with it ("serving: <model>").
 wait_prop() {
-	local i
+	local i v
 	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(prop "$1")" = "$2" ] && return 0
+		v=$(prop "$1")
+		[ "$v" = "$2" ] && return 0
+		[ "$1" = StatusText ] && [ "${v%%:*}" = "$2" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -191,6 +194,12 @@ for cap in CapEff CapPrm CapBnd CapAmb; do
 	grep -qE "^$cap:\s+0+$" <<<"$st" || fail "$cap is not empty: $(grep "^$cap" <<<"$st")"
 done
 ok "no capability in any set"
+if (ulimit -l unlimited) 2>/dev/null; then
+	c grep -qE "^Max locked memory +unlimited" "/proc/$main/limits" && ok "LimitMEMLOCK=infinity in force" ||
+		fail "locked memory is limited: $(c grep 'Max locked memory' "/proc/$main/limits")"
+else
+	echo "note: LimitMEMLOCK=infinity cannot take effect on this machine: its root may not raise RLIMIT_MEMLOCK (no CAP_SYS_RESOURCE); not checked here"
+fi
 grep -qE "^NoNewPrivs:\s+1" <<<"$st" && grep -qE "^Seccomp:\s+2" <<<"$st" &&
 	ok "NoNewPrivileges and a seccomp filter in force" || fail "no NNP/seccomp: $(grep -E 'NoNewPrivs|Seccomp' <<<"$st")"
 [ "$(c stat -c '%a %U' /run/slmd)" = "750 slmd" ] && ok "/run/slmd 0750 slmd (RuntimeDirectory)" ||
@@ -216,10 +225,26 @@ fi
 
 # ---- the watchdog restarts a stalled slmd --------------------------------------
 c mkdir -p /etc/systemd/system/slmd.service.d
-c sh -c 'printf "[Service]\nEnvironment=SLMD_TEST_STALL_FILE=/run/slmd/stall\nWatchdogSec=3s\nRestartSec=1s\n" >/etc/systemd/system/slmd.service.d/test.conf'
+c sh -c 'printf "[Service]\nEnvironment=SLMD_TEST_STALL_FILE=/run/slmd/stall SLMD_TEST_LOAD_MS=2000\nWatchdogSec=3s\nRestartSec=1s\n" >/etc/systemd/system/slmd.service.d/test.conf'
 c systemctl daemon-reload
-c systemctl restart slmd.service
-wait_prop StatusText serving 30 || fail "no restart with the test drop-in"
+# A 2 s load (test hook): the unit stays activating, its status shows the
+# percent, and it becomes active only with READY=1.
+c systemctl restart --no-block slmd.service
+seen=
+for ((i = 0; i < 100; i++)); do
+	if [ "$(prop ActiveState)" = activating ] && prop StatusText | grep -qE "^loading.*[0-9]+%$"; then
+		seen=$(prop StatusText)
+		break
+	fi
+	sleep 0.05
+done
+[ -n "$seen" ] && ok "while loading: activating, status \"$seen\"" ||
+	fail "never saw activating with a load percent (now $(prop ActiveState), '$(prop StatusText)')"
+if wait_prop StatusText serving 30 && [ "$(prop ActiveState)" = active ]; then
+	ok "active once the load is done"
+else
+	fail "not active after the load: $(prop ActiveState) '$(prop StatusText)'"
+fi
 restarts=$(prop NRestarts)
 c touch /run/slmd/stall
 if wait_prop NRestarts $((restarts + 1)) 30; then
