@@ -14,13 +14,36 @@
  */
 #include "engine/matmul.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/compiler.h"
+#include "engine/matmul_int.h"
 #include "engine/quant.h"
 
 /* Activation bytes per token block: about half of a 1-2 MiB L2. */
 #define ACT_BLOCK_BYTES (512u * 1024u)
+
+/*
+ * The blocked GEMM (matmul_int.h) takes over from this many tokens; below,
+ * the tile kernels are faster (decoding a panel costs about as much as a
+ * few tokens' products).  Tokens per block of the blocked GEMM: its
+ * decoded panel and packed activations stay in L2.
+ */
+#define GEMM_MIN_TOKENS 16
+#define GEMM_TOKEN_BLOCK 64
+
+static bool use_blocked(const struct slm_matrix *w)
+{
+	return slm_quant_simd() == SLM_SIMD_AVX512 &&
+	       slm_gemm_avx512_supports(w->type);
+}
+
+static size_t gemm_thread_bytes(const struct slm_matrix *w)
+{
+	return (slm_gemm_avx512_work_bytes(w->type, w->n_in, GEMM_TOKEN_BLOCK) +
+		63) / 64 * 64;
+}
 
 enum slm_dtype slm_matmul_act_type(enum slm_dtype wtype)
 {
@@ -46,9 +69,9 @@ size_t slm_matmul_act_bytes(enum slm_dtype wtype, int64_t n_in,
 
 size_t slm_matmul_work_bytes(const struct slm_matrix *w, int nth)
 {
-	(void)w;
-	(void)nth;
-	return 0;
+	if (!use_blocked(w))
+		return 0;
+	return gemm_thread_bytes(w) * (size_t)nth + 64;
 }
 
 int slm_matmul_check(const struct slm_matrix *w, struct slm_error *err)
@@ -102,11 +125,30 @@ void slm_matmul_quantize(enum slm_dtype wtype, int64_t n_in, const float *x,
 			       n_in);
 }
 
+static void compute_blocked(const struct slm_matrix *w, const void *act,
+			    int64_t n_tokens, float *y, void *work, int ith,
+			    int nth)
+{
+	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
+	int64_t o_lo, o_hi;
+	split(w->n_out, SLM_GEMM_PANEL, ith, nth, &o_lo, &o_hi);
+	if (o_lo >= o_hi)
+		return;
+	uint8_t *mine = (uint8_t *)work + gemm_thread_bytes(w) * (size_t)ith;
+	for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKEN_BLOCK) {
+		int64_t t1 = SLM_MIN(n_tokens, t0 + GEMM_TOKEN_BLOCK);
+		slm_gemm_avx512(w, act, act_row, t0, t1, o_lo, o_hi, y, mine);
+	}
+}
+
 void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 			int64_t n_tokens, float *y, void *work, int ith,
 			int nth)
 {
-	(void)work;
+	if (work && n_tokens >= GEMM_MIN_TOKENS && use_blocked(w)) {
+		compute_blocked(w, act, n_tokens, y, work, ith, nth);
+		return;
+	}
 	const struct slm_quant_traits *t = slm_quant_traits(w->type);
 	const int mr = t->gemm_mr, nr = t->gemm_nr;
 	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
@@ -118,13 +160,12 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 		int64_t t1 = SLM_MIN(n_tokens, t0 + tb);
 		for (int64_t o = o_lo; o < o_hi; o += mr) {
 			int rows = (int)SLM_MIN(mr, o_hi - o);
-			const uint8_t *wr = (const uint8_t *)w->data +
-					    (size_t)o * w->row_bytes;
+			const uint8_t *wr =
+				(const uint8_t *)w->data + (size_t)o * w->row_bytes;
 			for (int64_t tt = t0; tt < t1; tt += nr) {
 				int cols = (int)SLM_MIN(nr, t1 - tt);
 				t->gemm(w->n_in, wr, w->row_bytes, rows,
-					(const uint8_t *)act +
-						(size_t)tt * act_row,
+					(const uint8_t *)act + (size_t)tt * act_row,
 					act_row, cols,
 					y + (size_t)tt * (size_t)w->n_out +
 						(size_t)o,
