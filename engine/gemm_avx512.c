@@ -39,11 +39,11 @@
 /* ---- formats --------------------------------------------------------- */
 
 struct gfmt {
-	int G;	       /* values per scale group */
-	int off;       /* u - off */
-	int has_min;   /* z term */
-	int wblk;      /* values per weight block */
-	int wbytes;    /* bytes per weight block */
+	int G;	     /* values per scale group */
+	int off;     /* u - off */
+	int has_min; /* z term */
+	int wblk;    /* values per weight block */
+	int wbytes;  /* bytes per weight block */
 	enum slm_dtype act;
 };
 
@@ -104,7 +104,7 @@ struct layout {
 	size_t w_bytes, s_bytes, z_bytes, aq_bytes, ext_bytes;
 	uint8_t *W;
 	float *S, *Z;
-	uint8_t *AQ; /* [group][token][G] */
+	uint8_t *AQ;   /* [group][token][G] */
 	struct ext *E; /* [group][token] */
 };
 
@@ -113,8 +113,8 @@ static size_t up64(size_t x)
 	return (x + 63) & ~(size_t)63;
 }
 
-static void layout_of(const struct gfmt *f, int64_t n_in, int64_t tb,
-		      uint8_t *base, struct layout *l)
+static void layout_sizes(const struct gfmt *f, int64_t n_in, int64_t tb,
+			 struct layout *l)
 {
 	l->ng = n_in / f->G;
 	l->w_bytes = up64((size_t)n_in * SLM_GEMM_PANEL);
@@ -122,6 +122,12 @@ static void layout_of(const struct gfmt *f, int64_t n_in, int64_t tb,
 	l->z_bytes = f->has_min ? l->s_bytes : 0;
 	l->aq_bytes = up64((size_t)n_in * (size_t)tb);
 	l->ext_bytes = up64((size_t)l->ng * (size_t)tb * sizeof(struct ext));
+}
+
+static void layout_of(const struct gfmt *f, int64_t n_in, int64_t tb,
+		      uint8_t *base, struct layout *l)
+{
+	layout_sizes(f, n_in, tb, l);
 	l->W = base;
 	l->S = (float *)(void *)(base + l->w_bytes);
 	l->Z = (float *)(void *)(base + l->w_bytes + l->s_bytes);
@@ -135,7 +141,7 @@ size_t slm_gemm_avx512_work_bytes(enum slm_dtype t, int64_t n_in, int64_t tb)
 	if (!fmt_of(t, &f))
 		return 0;
 	struct layout l;
-	layout_of(&f, n_in, tb, NULL, &l);
+	layout_sizes(&f, n_in, tb, &l);
 	return l.w_bytes + l.s_bytes + l.z_bytes + l.aq_bytes + l.ext_bytes +
 	       64;
 }
@@ -202,7 +208,8 @@ static void dec_legacy(const struct gat *ga, int64_t nb, enum slm_dtype t,
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++) {
 				__m512i v = g32(&g, 2 + 4 * k);
-				put_w(l->W, b, 32, k, _mm512_and_si512(v, c32(0x0F0F0F0F)));
+				put_w(l->W, b, 32, k,
+				      _mm512_and_si512(v, c32(0x0F0F0F0F)));
 				put_w(l->W, b, 32, k + 4,
 				      _mm512_and_si512(_mm512_srli_epi32(v, 4),
 						       c32(0x0F0F0F0F)));
@@ -218,7 +225,8 @@ static void dec_legacy(const struct gat *ga, int64_t nb, enum slm_dtype t,
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++) {
 				__m512i v = g32(&g, 4 + 4 * k);
-				put_w(l->W, b, 32, k, _mm512_and_si512(v, c32(0x0F0F0F0F)));
+				put_w(l->W, b, 32, k,
+				      _mm512_and_si512(v, c32(0x0F0F0F0F)));
 				put_w(l->W, b, 32, k + 4,
 				      _mm512_and_si512(_mm512_srli_epi32(v, 4),
 						       c32(0x0F0F0F0F)));
@@ -242,10 +250,12 @@ static void dec_legacy(const struct gat *ga, int64_t nb, enum slm_dtype t,
 				__m512i v = g32(&g, qs + 4 * (size_t)k);
 				__m512i lo = _mm512_or_si512(
 					_mm512_and_si512(v, c32(0x0F0F0F0F)),
-					bits_to_0x10(_mm512_srli_epi32(qh, 4 * k)));
+					bits_to_0x10(
+						_mm512_srli_epi32(qh, 4 * k)));
 				__m512i hi = _mm512_or_si512(
-					_mm512_and_si512(_mm512_srli_epi32(v, 4),
-							 c32(0x0F0F0F0F)),
+					_mm512_and_si512(
+						_mm512_srli_epi32(v, 4),
+						c32(0x0F0F0F0F)),
 					bits_to_0x10(_mm512_srli_epi32(
 						qh, 16 + 4 * k)));
 				put_w(l->W, b, 32, k, lo);
@@ -259,8 +269,9 @@ static void dec_legacy(const struct gat *ga, int64_t nb, enum slm_dtype t,
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++)
 				put_w(l->W, b, 32, k,
-				      _mm512_xor_si512(g32(&g, 2 + 4 * (size_t)k),
-						       c32(0x80808080)));
+				      _mm512_xor_si512(
+					      g32(&g, 2 + 4 * (size_t)k),
+					      c32(0x80808080)));
 			break;
 		}
 		default:
@@ -306,7 +317,8 @@ static void dec_k4(const struct gat *ga, int64_t nb, bool five,
 					 c32(0x30303030)));
 #pragma GCC unroll 4
 		for (int j = 0; j < 4; j++) {
-			put_f(l->S, 8 * b + j, _mm512_mul_ps(d, byte_u(s_lo, j)));
+			put_f(l->S, 8 * b + j,
+			      _mm512_mul_ps(d, byte_u(s_lo, j)));
 			put_f(l->S, 8 * b + 4 + j,
 			      _mm512_mul_ps(d, byte_u(s_hi, j)));
 			put_f(l->Z, 8 * b + j,
@@ -326,16 +338,19 @@ static void dec_k4(const struct gat *ga, int64_t nb, bool five,
 			for (int k = 0; k < 8; k++) {
 				__m512i v = g32(&g, qs0 + 32 * (size_t)c +
 							    4 * (size_t)k);
-				__m512i lo = _mm512_and_si512(v, c32(0x0F0F0F0F));
+				__m512i lo =
+					_mm512_and_si512(v, c32(0x0F0F0F0F));
 				__m512i hi = _mm512_and_si512(
-					_mm512_srli_epi32(v, 4), c32(0x0F0F0F0F));
+					_mm512_srli_epi32(v, 4),
+					c32(0x0F0F0F0F));
 				if (five) {
 					lo = _mm512_or_si512(
 						lo,
 						_mm512_slli_epi32(
 							_mm512_and_si512(
 								_mm512_srli_epi32(
-									qh[k], 2 * c),
+									qh[k],
+									2 * c),
 								c32(0x01010101)),
 							4));
 					hi = _mm512_or_si512(
@@ -375,31 +390,42 @@ static void dec_q6k(const struct gat *ga, int64_t nb, struct layout *l)
 			for (int sub = 0; sub < 2; sub++)
 #pragma GCC unroll 4
 				for (int k = 0; k < 4; k++) {
-					size_t o = 16 * (size_t)sub + 4 * (size_t)k;
-					__m512i qa = g32(&g, 64 * (size_t)h + o);
-					__m512i qb = g32(&g, 64 * (size_t)h + 32 + o);
-					__m512i qh = g32(&g, 128 + 32 * (size_t)h + o);
+					size_t o = 16 * (size_t)sub +
+						   4 * (size_t)k;
+					__m512i qa =
+						g32(&g, 64 * (size_t)h + o);
+					__m512i qb = g32(&g, 64 * (size_t)h +
+								     32 + o);
+					__m512i qh = g32(
+						&g, 128 + 32 * (size_t)h + o);
 					const __m512i m4 = c32(0x0F0F0F0F),
 						      m2 = c32(0x03030303);
 					__m512i v[4] = {
 						_mm512_and_si512(qa, m4),
 						_mm512_and_si512(qb, m4),
 						_mm512_and_si512(
-							_mm512_srli_epi32(qa, 4), m4),
+							_mm512_srli_epi32(qa,
+									  4),
+							m4),
 						_mm512_and_si512(
-							_mm512_srli_epi32(qb, 4), m4)};
+							_mm512_srli_epi32(qb,
+									  4),
+							m4)};
 #pragma GCC unroll 4
 					for (int q = 0; q < 4; q++) {
 						__m512i hb = _mm512_slli_epi32(
 							_mm512_and_si512(
 								_mm512_srli_epi32(
-									qh, 2 * q),
+									qh,
+									2 * q),
 								m2),
 							4);
 						put_w(l->W,
-						      16 * b + 8 * h + 2 * q + sub,
+						      16 * b + 8 * h + 2 * q +
+							      sub,
 						      16, k,
-						      _mm512_or_si512(v[q], hb));
+						      _mm512_or_si512(v[q],
+								      hb));
 					}
 				}
 	}
@@ -414,22 +440,26 @@ static void dec_q3k(const struct gat *ga, int64_t nb, struct layout *l)
 		__m512i a0 = g32(&g, 96), a1 = g32(&g, 100), a2 = g32(&g, 104);
 		const __m512i m2 = c32(0x03030303), m4 = c32(0x0f0f0f0f);
 		__m512i sc[4] = {
-			_mm512_or_si512(_mm512_and_si512(a0, m4),
-					_mm512_slli_epi32(_mm512_and_si512(a2, m2), 4)),
+			_mm512_or_si512(
+				_mm512_and_si512(a0, m4),
+				_mm512_slli_epi32(_mm512_and_si512(a2, m2), 4)),
 			_mm512_or_si512(
 				_mm512_and_si512(a1, m4),
 				_mm512_slli_epi32(
-					_mm512_and_si512(_mm512_srli_epi32(a2, 2), m2),
+					_mm512_and_si512(
+						_mm512_srli_epi32(a2, 2), m2),
 					4)),
 			_mm512_or_si512(
 				_mm512_and_si512(_mm512_srli_epi32(a0, 4), m4),
 				_mm512_slli_epi32(
-					_mm512_and_si512(_mm512_srli_epi32(a2, 4), m2),
+					_mm512_and_si512(
+						_mm512_srli_epi32(a2, 4), m2),
 					4)),
 			_mm512_or_si512(
 				_mm512_and_si512(_mm512_srli_epi32(a1, 4), m4),
 				_mm512_slli_epi32(
-					_mm512_and_si512(_mm512_srli_epi32(a2, 6), m2),
+					_mm512_and_si512(
+						_mm512_srli_epi32(a2, 6), m2),
 					4))};
 		const __m512 s32 = _mm512_set1_ps(32.0f);
 #pragma GCC unroll 4
@@ -437,29 +467,36 @@ static void dec_q3k(const struct gat *ga, int64_t nb, struct layout *l)
 #pragma GCC unroll 4
 			for (int j = 0; j < 4; j++)
 				put_f(l->S, 16 * b + 4 * i + j,
-				      _mm512_mul_ps(d, _mm512_sub_ps(byte_u(sc[i], j),
-								     s32)));
+				      _mm512_mul_ps(
+					      d, _mm512_sub_ps(byte_u(sc[i], j),
+							       s32)));
 #pragma GCC unroll 2
 		for (int h = 0; h < 2; h++)
 #pragma GCC unroll 2
 			for (int sub = 0; sub < 2; sub++)
 #pragma GCC unroll 4
 				for (int k = 0; k < 4; k++) {
-					size_t o = 16 * (size_t)sub + 4 * (size_t)k;
-					__m512i q = g32(&g, 32 + 32 * (size_t)h + o);
+					size_t o = 16 * (size_t)sub +
+						   4 * (size_t)k;
+					__m512i q = g32(
+						&g, 32 + 32 * (size_t)h + o);
 					__m512i hm = g32(&g, o);
 #pragma GCC unroll 4
 					for (int s = 0; s < 4; s++) {
 						__m512i low = _mm512_and_si512(
-							_mm512_srli_epi32(q, 2 * s), m2);
+							_mm512_srli_epi32(
+								q, 2 * s),
+							m2);
 						__m512i hi = _mm512_slli_epi32(
 							_mm512_and_si512(
 								_mm512_srli_epi32(
-									hm, 4 * h + s),
+									hm,
+									4 * h + s),
 								c32(0x01010101)),
 							2);
 						put_w(l->W,
-						      16 * b + 8 * h + 2 * s + sub,
+						      16 * b + 8 * h + 2 * s +
+							      sub,
 						      16, k,
 						      _mm512_or_si512(low, hi));
 					}
@@ -494,15 +531,19 @@ static void dec_q2k(const struct gat *ga, int64_t nb, struct layout *l)
 			for (int sub = 0; sub < 2; sub++)
 #pragma GCC unroll 4
 				for (int k = 0; k < 4; k++) {
-					size_t o = 16 * (size_t)sub + 4 * (size_t)k;
-					__m512i q = g32(&g, 16 + 32 * (size_t)h + o);
+					size_t o = 16 * (size_t)sub +
+						   4 * (size_t)k;
+					__m512i q = g32(
+						&g, 16 + 32 * (size_t)h + o);
 #pragma GCC unroll 4
 					for (int s = 0; s < 4; s++)
 						put_w(l->W,
-						      16 * b + 8 * h + 2 * s + sub,
+						      16 * b + 8 * h + 2 * s +
+							      sub,
 						      16, k,
 						      _mm512_and_si512(
-							      _mm512_srli_epi32(q, 2 * s),
+							      _mm512_srli_epi32(
+								      q, 2 * s),
 							      c32(0x03030303)));
 				}
 	}
@@ -513,10 +554,9 @@ static void decode_panel(const struct slm_matrix *w, const struct gfmt *f,
 {
 	struct gat g;
 	g.base = (const uint8_t *)w->data + (size_t)o0 * w->row_bytes;
-	g.idx = _mm512_mullo_epi32(
-		_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-				  14, 15),
-		_mm512_set1_epi32((int)w->row_bytes));
+	g.idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8,
+						     9, 10, 11, 12, 13, 14, 15),
+				   _mm512_set1_epi32((int)w->row_bytes));
 	g.rows = (__mmask16)((1u << rows) - 1);
 	int64_t nb = w->n_in / f->wblk;
 	switch (w->type) {
@@ -543,9 +583,8 @@ static void decode_panel(const struct slm_matrix *w, const struct gfmt *f,
 
 /* ---- activations of a token block ------------------------------------- */
 
-static void pack_acts(const struct gfmt *f, const uint8_t *act,
-		      size_t act_row, int64_t n_in, int64_t nt, int64_t tb,
-		      struct layout *l)
+static void pack_acts(const struct gfmt *f, const uint8_t *act, size_t act_row,
+		      int64_t n_in, int64_t nt, int64_t tb, struct layout *l)
 {
 	const int G = f->G;
 	for (int64_t c = 0; c < nt; c++) {
@@ -556,7 +595,8 @@ static void pack_acts(const struct gfmt *f, const uint8_t *act,
 			struct ext e = {0, 0, 0};
 			if (f->act == SLM_DTYPE_Q8_K) {
 				const struct block_q8_K *b =
-					(const struct block_q8_K *)(const void *)row +
+					(const struct block_q8_K
+						 *)(const void *)row +
 					v0 / QK_K;
 				int j = (int)(v0 % QK_K);
 				q = b->qs + j;
@@ -568,17 +608,20 @@ static void pack_acts(const struct gfmt *f, const uint8_t *act,
 				e.s = b->d * (float)isum;
 			} else if (f->act == SLM_DTYPE_Q8_1) {
 				const struct block_q8_1 *b =
-					(const struct block_q8_1 *)(const void *)row +
+					(const struct block_q8_1
+						 *)(const void *)row +
 					v0 / 32;
 				q = b->qs;
 				e.d = _cvtsh_ss(b->d);
 				e.s = _cvtsh_ss(b->s);
 			} else {
 				const struct block_q8_0 *b =
-					(const struct block_q8_0 *)(const void *)row +
+					(const struct block_q8_0
+						 *)(const void *)row +
 					v0 / 32;
 				q = b->qs;
-				__m256i v = _mm256_loadu_si256((const __m256i *)q);
+				__m256i v =
+					_mm256_loadu_si256((const __m256i *)q);
 				__m256i s16 = _mm256_maddubs_epi16(
 					_mm256_set1_epi8(1), v);
 				__m256i s32 = _mm256_madd_epi16(
@@ -605,9 +648,9 @@ static void pack_acts(const struct gfmt *f, const uint8_t *act,
  * 16 rows by NC tokens over every group: acc[c] holds 16 row sums of
  * token c.  G, OFF (any offset) and MIN are compile-time constants.
  */
-INLINE void ukernel(const struct layout *l, int64_t tb, int64_t c0,
-		    float *y, size_t y_stride, __mmask16 rows, const int G,
-		    const int OFF, const int MIN, const int NC)
+INLINE void ukernel(const struct layout *l, int64_t tb, int64_t c0, float *y,
+		    size_t y_stride, __mmask16 rows, const int G, const int OFF,
+		    const int MIN, const int NC)
 {
 	__m512 acc[16];
 #pragma GCC unroll 16
@@ -623,9 +666,14 @@ INLINE void ukernel(const struct layout *l, int64_t tb, int64_t c0,
 		__m512 s = _mm512_load_ps(l->S + 16 * g);
 		__m512 z = MIN ? _mm512_load_ps(l->Z + 16 * g)
 			       : _mm512_setzero_ps();
-		const struct ext *e = l->E + (size_t)g * (size_t)tb + (size_t)c0;
-		const int32_t *q = (const int32_t *)(const void *)(
-			l->AQ + ((size_t)g * (size_t)tb + (size_t)c0) * (size_t)G);
+		const struct ext *e =
+			l->E + (size_t)g * (size_t)tb + (size_t)c0;
+		const int32_t *q =
+			(const int32_t *)(const void *)(l->AQ +
+							((size_t)g *
+								 (size_t)tb +
+							 (size_t)c0) *
+								(size_t)G);
 #pragma GCC unroll 16
 		for (int c = 0; c < NC; c++) {
 			__m512i a = OFF ? _mm512_set1_epi32(e[c].init)
@@ -633,10 +681,12 @@ INLINE void ukernel(const struct layout *l, int64_t tb, int64_t c0,
 #pragma GCC unroll 8
 			for (int k = 0; k < KS; k++)
 				a = _mm512_dpbusd_epi32(
-					a, w[k], _mm512_set1_epi32(q[c * KS + k]));
+					a, w[k],
+					_mm512_set1_epi32(q[c * KS + k]));
 			acc[c] = _mm512_fmadd_ps(
 				_mm512_cvtepi32_ps(a),
-				_mm512_mul_ps(s, _mm512_set1_ps(e[c].d)), acc[c]);
+				_mm512_mul_ps(s, _mm512_set1_ps(e[c].d)),
+				acc[c]);
 			if (MIN)
 				acc[c] = _mm512_fnmadd_ps(
 					z, _mm512_set1_ps(e[c].s), acc[c]);
@@ -647,28 +697,28 @@ INLINE void ukernel(const struct layout *l, int64_t tb, int64_t c0,
 		_mm512_mask_storeu_ps(y + (size_t)c * y_stride, rows, acc[c]);
 }
 
-#define UK_VARIANT(NAME, G, OFF, MIN)                                        \
-	static void NAME(const struct layout *l, int64_t tb, int64_t c0,     \
-			 int64_t nc, float *y, size_t ys, __mmask16 rows)    \
-	{                                                                    \
-		while (nc >= 16) {                                           \
-			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 16);    \
-			c0 += 16, nc -= 16, y += 16 * ys;                    \
-		}                                                            \
-		if (nc >= 8) {                                               \
-			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 8);     \
-			c0 += 8, nc -= 8, y += 8 * ys;                       \
-		}                                                            \
-		if (nc >= 4) {                                               \
-			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 4);     \
-			c0 += 4, nc -= 4, y += 4 * ys;                       \
-		}                                                            \
-		if (nc >= 2) {                                               \
-			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 2);     \
-			c0 += 2, nc -= 2, y += 2 * ys;                       \
-		}                                                            \
-		if (nc >= 1)                                                 \
-			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 1);     \
+#define UK_VARIANT(NAME, G, OFF, MIN)                                     \
+	static void NAME(const struct layout *l, int64_t tb, int64_t c0,  \
+			 int64_t nc, float *y, size_t ys, __mmask16 rows) \
+	{                                                                 \
+		while (nc >= 16) {                                        \
+			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 16); \
+			c0 += 16, nc -= 16, y += 16 * ys;                 \
+		}                                                         \
+		if (nc >= 8) {                                            \
+			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 8);  \
+			c0 += 8, nc -= 8, y += 8 * ys;                    \
+		}                                                         \
+		if (nc >= 4) {                                            \
+			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 4);  \
+			c0 += 4, nc -= 4, y += 4 * ys;                    \
+		}                                                         \
+		if (nc >= 2) {                                            \
+			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 2);  \
+			c0 += 2, nc -= 2, y += 2 * ys;                    \
+		}                                                         \
+		if (nc >= 1)                                              \
+			ukernel(l, tb, c0, y, ys, rows, G, OFF, MIN, 1);  \
 	}
 
 UK_VARIANT(uk_32_off, 32, 1, 0)

@@ -42,7 +42,8 @@ static bool use_blocked(const struct slm_matrix *w)
 static size_t gemm_thread_bytes(const struct slm_matrix *w)
 {
 	return (slm_gemm_avx512_work_bytes(w->type, w->n_in, GEMM_TOKEN_BLOCK) +
-		63) / 64 * 64;
+		63) /
+	       64 * 64;
 }
 
 enum slm_dtype slm_matmul_act_type(enum slm_dtype wtype)
@@ -160,12 +161,13 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 		int64_t t1 = SLM_MIN(n_tokens, t0 + tb);
 		for (int64_t o = o_lo; o < o_hi; o += mr) {
 			int rows = (int)SLM_MIN(mr, o_hi - o);
-			const uint8_t *wr =
-				(const uint8_t *)w->data + (size_t)o * w->row_bytes;
+			const uint8_t *wr = (const uint8_t *)w->data +
+					    (size_t)o * w->row_bytes;
 			for (int64_t tt = t0; tt < t1; tt += nr) {
 				int cols = (int)SLM_MIN(nr, t1 - tt);
 				t->gemm(w->n_in, wr, w->row_bytes, rows,
-					(const uint8_t *)act + (size_t)tt * act_row,
+					(const uint8_t *)act +
+						(size_t)tt * act_row,
 					act_row, cols,
 					y + (size_t)tt * (size_t)w->n_out +
 						(size_t)o,
