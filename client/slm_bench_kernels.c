@@ -220,7 +220,8 @@ static void usage(void)
 	       "all CPUs);\n"
 	       "                  the first is always 1 thread\n"
 	       "  --simd LIST     tiers, e.g. avx512,avx2 (default: every "
-	       "tier this CPU has)\n"
+	       "tier this CPU has,\n"
+	       "                  up to engine.simd)\n"
 	       "  --types LIST    weight types, e.g. Q4_0,Q8_0,Q4_K\n"
 	       "  --gemv-mb MB    GEMV weight matrix size (default 1024)\n"
 	       "  --gemm-tokens N tokens of the GEMM (default 128)\n"
@@ -320,9 +321,13 @@ static int cmd_bench_kernels(int argc, char **argv)
 		slm_cli_die(PROG, "bad sizes (gemm-in must be a multiple of "
 				  "256, gemv-mb >= 1)");
 	struct slm_config *cfg = slm_cli_load_config(PROG, &args);
-	enum slm_simd cap;
-	if (slm_simd_parse(slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD), &cap))
-		cap = SLM_SIMD__COUNT;
+	const char *simd_key = slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD);
+	struct slm_error err = {0};
+	if (slm_quant_configure(simd_key, &err))
+		slm_cli_die(PROG, "%s", err.msg);
+	enum slm_simd cap = slm_quant_simd();
+	uint64_t spin_ns =
+		(uint64_t)slm_cfg_int(cfg, SLM_CFG_ENGINE_SPIN_US) * 1000;
 	slm_config_destroy(cfg);
 
 	int cpus[256];
@@ -332,9 +337,10 @@ static int cmd_bench_kernels(int argc, char **argv)
 		int nth = p == 0 ? 1 : o.threads;
 		for (int c = 0; c < nth && c < 256; c++)
 			cpus[c] = c % (int)sysconf(_SC_NPROCESSORS_ONLN);
-		struct slm_threadpool_params pp = {
-			.n_threads = nth, .cpus = cpus, .pin_caller = false};
-		struct slm_error err = {0};
+		struct slm_threadpool_params pp = {.n_threads = nth,
+						   .cpus = cpus,
+						   .pin_caller = false,
+						   .spin_ns = spin_ns};
 		pools[p] = slm_threadpool_create(&pp, &err);
 		if (!pools[p])
 			slm_cli_die(PROG, "%s", err.msg);

@@ -78,3 +78,21 @@ int slm_quantize_act(enum slm_dtype type, const float *x, void *y, int64_t n)
 	t->from_float(x, y, n);
 	return 0;
 }
+
+int slm_quant_configure(const char *simd, struct slm_error *err)
+{
+	enum slm_simd cap;
+	if (!simd || slm_simd_parse(simd, &cap))
+		return slm_error_set(err, SLM_ECONFIG,
+				     "engine.simd: '%s' is not one of "
+				     "auto|scalar|avx2|avx512",
+				     simd ? simd : "");
+	enum slm_simd got = slm_quant_set_simd(cap);
+	const char *why = NULL;
+	bool amx = slm_cpu_amx_probe(&why);
+	SLM_INFO("kernels", "%s", slm_cpu_feature_string());
+	SLM_INFO("kernels", "tier %s (asked %s, best %s); AMX %s: %s",
+		 slm_simd_name(got), simd, slm_simd_name(slm_cpu_best_simd()),
+		 amx ? "usable" : "not used", why);
+	return 0;
+}

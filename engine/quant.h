@@ -49,6 +49,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "engine/cpu.h"
 #include "engine/dtype.h"
 
@@ -232,6 +233,15 @@ enum slm_simd slm_quant_set_simd(enum slm_simd cap);
 
 /* The active tier. */
 enum slm_simd slm_quant_simd(void);
+
+/*
+ * Start-up for a program: parse `simd` ("auto|scalar|avx2|avx512", the
+ * engine.simd key or a --simd flag), make the capped tier active, and log
+ * the CPU's features, the tier chosen and the AMX decision (probed in a
+ * child process, see cpu.h).  Returns 0, or SLM_ECONFIG with err saying
+ * what is allowed.
+ */
+int slm_quant_configure(const char *simd, struct slm_error *err);
 
 /*
  * Quantize activations the run-time way (the traits' from_float of an
