@@ -339,7 +339,7 @@ static int cmd_bench_kernels(int argc, char **argv)
 			cpus[c] = c % (int)sysconf(_SC_NPROCESSORS_ONLN);
 		struct slm_threadpool_params pp = {.n_threads = nth,
 						   .cpus = cpus,
-						   .pin_caller = false,
+						   .pin_caller = true,
 						   .spin_ns = spin_ns};
 		pools[p] = slm_threadpool_create(&pp, &err);
 		if (!pools[p])

@@ -21,6 +21,18 @@
 #define MR 4
 #define NR 2
 
+/*
+ * Prefetch the same bytes one row (or 2 KiB, in whole rows) further: the
+ * matmul driver reads one row after the other, and the hardware
+ * prefetcher alone leaves decode latency-bound (see quant_avx512.c).
+ */
+INLINE void prefetch_row_ahead(const uint8_t *p, size_t ws, int bytes)
+{
+	size_t d = ws >= 2048 || ws == 0 ? ws : (2048 / ws + 1) * ws;
+	for (int o = 0; o < bytes; o += 64)
+		_mm_prefetch((const char *)(p + d + o), _MM_HINT_T0);
+}
+
 INLINE float h2f(slm_fp16 h)
 {
 	return _cvtsh_ss(h);
@@ -384,6 +396,8 @@ INLINE struct la prep_q8_1(const uint8_t *p, int o)
 				av[c] = PREP(a + c * as + i * (ABS), OFF);    \
 			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)  \
 			{                                                     \
+				prefetch_row_ahead(w + r * ws + i * (WBS), ws, \
+						   WBS);                       \
 				struct lw wv = DEC(w + r * ws + i * (WBS));   \
 				_Pragma("GCC unroll 2") for (int c = 0;       \
 							     c < nc; c++)     \
@@ -436,6 +450,7 @@ INLINE void k_q8_0(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a,
 		for (int r = 0; r < nr; r++) {
 			const struct block_q8_0 *b =
 				(const void *)(w + r * ws + i * 34);
+			prefetch_row_ahead((const uint8_t *)b, ws, 34);
 			__m256i q = _mm256_loadu_si256((const __m256i *)b->qs);
 			__m256i aw = _mm256_sign_epi8(q, q);
 			float d = h2f(b->d);
@@ -642,6 +657,7 @@ INLINE void dec_q2_K(const struct block_q2_K *b, struct kw *w)
 			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                      \
 			{                                                                                         \
 				struct kw wv;                                                                     \
+				prefetch_row_ahead((const uint8_t *)((const WT *)(w + r * ws) + i), ws, (int)sizeof(WT));\
 				DEC((const WT *)(w + r * ws) + i, &wv);                                           \
 				_Pragma("GCC unroll 2") for (int c = 0;                                           \
 							     c < nc; c++)                                         \
@@ -723,6 +739,8 @@ static slm_vec_dot_fn tail_f32, tail_f16, tail_bf16;
 				av[c] = LOAD(a + c * as + i * 8 * (ESZ));      \
 			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)   \
 			{                                                      \
+				prefetch_row_ahead(w + r * ws + i * 8 * (ESZ), \
+						   ws, 8 * (ESZ));             \
 				__m256 wv = LOAD(w + r * ws + i * 8 * (ESZ));  \
 				_Pragma("GCC unroll 2") for (int c = 0;        \
 							     c < nc;           \
