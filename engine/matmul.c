@@ -26,11 +26,11 @@
 
 /*
  * The blocked GEMM (matmul_int.h) takes over from this many tokens; below,
- * the tile kernels are faster (decoding a panel costs about as much as a
- * few tokens' products).  Tokens per block of the blocked GEMM: its
+ * the prepared-activation GEMV is faster (decoding a panel costs about as
+ * much as a few tokens' products).  Tokens per block of the blocked GEMM: its
  * decoded panel and packed activations stay in L2.
  */
-#define GEMM_MIN_TOKENS 16
+#define GEMM_MIN_TOKENS 8
 #define GEMM_TOKEN_BLOCK 64
 
 static bool use_blocked(const struct slm_matrix *w)
@@ -41,8 +41,8 @@ static bool use_blocked(const struct slm_matrix *w)
 
 static size_t gemm_thread_bytes(const struct slm_matrix *w)
 {
-	size_t g = slm_gemm_avx512_work_bytes(w->type, w->n_in,
-					      GEMM_TOKEN_BLOCK);
+	size_t g =
+		slm_gemm_avx512_work_bytes(w->type, w->n_in, GEMM_TOKEN_BLOCK);
 	size_t v = slm_gemv_avx512_scratch(w->type, w->n_in);
 	return (SLM_MAX(g, v) + 63) / 64 * 64;
 }
@@ -151,10 +151,19 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 		compute_blocked(w, act, n_tokens, y, work, ith, nth);
 		return;
 	}
-	if (work && n_tokens == 1 && use_blocked(w)) {
+	if (work && use_blocked(w) &&
+	    slm_gemv_avx512_scratch(w->type, w->n_in)) {
+		/* few tokens: each weight row read once per 4 tokens */
+		const size_t act_row =
+			slm_matmul_act_row_bytes(w->type, w->n_in);
 		int64_t lo, hi;
 		split(w->n_out, 1, ith, nth, &lo, &hi);
-		slm_gemv_avx512(w, act, lo, hi, y,
+		for (int64_t t = 0; t < n_tokens; t += SLM_GEMV_MAX_TOKENS)
+			slm_gemv_avx512(
+				w, (const uint8_t *)act + (size_t)t * act_row,
+				act_row,
+				SLM_MIN(SLM_GEMV_MAX_TOKENS, n_tokens - t), lo,
+				hi, y + (size_t)t * (size_t)w->n_out,
 				(uint8_t *)work +
 					gemm_thread_bytes(w) * (size_t)ith);
 		return;

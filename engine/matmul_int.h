@@ -36,14 +36,16 @@ void slm_gemm_avx512(const struct slm_matrix *w, const void *act,
 		     int64_t o1, float *y, void *work);
 
 /*
- * One token through rows [o0, o1) of W on the AVX-512 tier: the
- * activation (as slm_matmul_quantize wrote it) is arranged once into
- * scratch (slm_gemv_avx512_scratch bytes), then each row is one
- * prefetched stream.  Returns without work for a type it lacks (0
- * scratch).
+ * 1..SLM_GEMV_MAX_TOKENS tokens through rows [o0, o1) of W on the AVX-512
+ * tier: the activations (rows of act_row bytes, as slm_matmul_quantize
+ * wrote them) are arranged once into scratch (slm_gemv_avx512_scratch
+ * bytes), then each weight row is one prefetched stream, decoded once for
+ * all the tokens.  y is [n_tokens][n_out].  A type it lacks has 0 scratch.
  */
+#define SLM_GEMV_MAX_TOKENS 4
 size_t slm_gemv_avx512_scratch(enum slm_dtype t, int64_t n_in);
 void slm_gemv_avx512(const struct slm_matrix *w, const void *act,
-		     int64_t o0, int64_t o1, float *y, void *scratch);
+		     size_t act_row, int64_t n_tokens, int64_t o0, int64_t o1,
+		     float *y, void *scratch);
 
 #endif

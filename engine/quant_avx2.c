@@ -377,48 +377,48 @@ INLINE struct la prep_q8_1(const uint8_t *p, int o)
 	return a;
 }
 
-#define LEG_KERNEL(NAME, DEC, PREP, WBS, ABS, OFF, WITH_MIN)                  \
-	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,              \
-			 const uint8_t *a, size_t as, float *s, size_t ss,    \
-			 const int nr, const int nc)                          \
-	{                                                                     \
-		__m256 acc[MR][NR];                                           \
-		float mins[MR][NR];                                           \
-		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)          \
-			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)  \
-		{                                                             \
-			acc[r][c] = _mm256_setzero_ps();                      \
-			mins[r][c] = 0;                                       \
-		}                                                             \
-		for (int64_t i = 0; i < n / 32; i++) {                        \
-			struct la av[NR];                                     \
-			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)  \
-				av[c] = PREP(a + c * as + i * (ABS), OFF);    \
-			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)  \
-			{                                                     \
+#define LEG_KERNEL(NAME, DEC, PREP, WBS, ABS, OFF, WITH_MIN)                   \
+	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,               \
+			 const uint8_t *a, size_t as, float *s, size_t ss,     \
+			 const int nr, const int nc)                           \
+	{                                                                      \
+		__m256 acc[MR][NR];                                            \
+		float mins[MR][NR];                                            \
+		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)           \
+			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)   \
+		{                                                              \
+			acc[r][c] = _mm256_setzero_ps();                       \
+			mins[r][c] = 0;                                        \
+		}                                                              \
+		for (int64_t i = 0; i < n / 32; i++) {                         \
+			struct la av[NR];                                      \
+			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)   \
+				av[c] = PREP(a + c * as + i * (ABS), OFF);     \
+			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)   \
+			{                                                      \
 				prefetch_row_ahead(w + r * ws + i * (WBS), ws, \
 						   WBS);                       \
-				struct lw wv = DEC(w + r * ws + i * (WBS));   \
-				_Pragma("GCC unroll 2") for (int c = 0;       \
-							     c < nc; c++)     \
-				{                                             \
-					__m256i d = _mm256_add_epi32(         \
-						av[c].init,                   \
-						dot_u8s8(wv.u, av[c].q));     \
-					acc[r][c] = _mm256_fmadd_ps(          \
-						_mm256_cvtepi32_ps(d),        \
-						_mm256_set1_ps(wv.d *         \
-							       av[c].d),      \
-						acc[r][c]);                   \
-					if (WITH_MIN)                         \
-						mins[r][c] += wv.m * av[c].s; \
-				}                                             \
-			}                                                     \
-		}                                                             \
-		_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)          \
-			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)  \
-				s[(size_t)c * ss + (size_t)r] =               \
-					hsum8(acc[r][c]) + mins[r][c];        \
+				struct lw wv = DEC(w + r * ws + i * (WBS));    \
+				_Pragma("GCC unroll 2") for (int c = 0;        \
+							     c < nc; c++)      \
+				{                                              \
+					__m256i d = _mm256_add_epi32(          \
+						av[c].init,                    \
+						dot_u8s8(wv.u, av[c].q));      \
+					acc[r][c] = _mm256_fmadd_ps(           \
+						_mm256_cvtepi32_ps(d),         \
+						_mm256_set1_ps(wv.d *          \
+							       av[c].d),       \
+						acc[r][c]);                    \
+					if (WITH_MIN)                          \
+						mins[r][c] += wv.m * av[c].s;  \
+				}                                              \
+			}                                                      \
+		}                                                              \
+		_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)           \
+			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)   \
+				s[(size_t)c * ss + (size_t)r] =                \
+					hsum8(acc[r][c]) + mins[r][c];         \
 	}
 
 LEG_KERNEL(k_q4_0, dec_q4_0, prep_q8_0, 18, 34, 8, false)
@@ -657,7 +657,11 @@ INLINE void dec_q2_K(const struct block_q2_K *b, struct kw *w)
 			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                      \
 			{                                                                                         \
 				struct kw wv;                                                                     \
-				prefetch_row_ahead((const uint8_t *)((const WT *)(w + r * ws) + i), ws, (int)sizeof(WT));\
+				prefetch_row_ahead(                                                               \
+					(const uint8_t                                                            \
+						 *)((const WT *)(w + r * ws) +                                    \
+						    i),                                                           \
+					ws, (int)sizeof(WT));                                                     \
 				DEC((const WT *)(w + r * ws) + i, &wv);                                           \
 				_Pragma("GCC unroll 2") for (int c = 0;                                           \
 							     c < nc; c++)                                         \

@@ -451,8 +451,8 @@ INLINE __m512 leg_core(struct leg_w w, struct leg_a a, __m512 acc,
 						 ABS, AOFF, OFF, WITH_MIN);    \
 			_Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)   \
 			{                                                      \
-				prefetch_next(w + r * ws + g * 4 * (WBS),      \
-					      pf, 4 * (WBS));             \
+				prefetch_next(w + r * ws + g * 4 * (WBS), pf,  \
+					      4 * (WBS));                      \
 				struct leg_w wv =                              \
 					DEC(w + r * ws + g * 4 * (WBS));       \
 				_Pragma("GCC unroll 4") for (int c = 0;        \
@@ -551,7 +551,7 @@ INLINE __m512 q8_core(struct q8_w w, struct q8_a a, __m512 acc)
 				av[c] = prep_q8_0(a + c * as + g * 136);       \
 			_Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)   \
 			{                                                      \
-				prefetch_next(w + r * ws + g * 136, pf, 136);                              \
+				prefetch_next(w + r * ws + g * 136, pf, 136);  \
 				struct q8_w wv =                               \
 					dec_q8_0(w + r * ws + g * 136);        \
 				_Pragma("GCC unroll 4") for (int c = 0;        \
@@ -876,8 +876,8 @@ INLINE __m512 k_core(const struct k_w *w, const struct k_a *a, __m512 acc)
 				     i);                                       \
 			_Pragma("GCC unroll 4") for (int r = 0; r < NR; r++)   \
 			{                                                      \
-				prefetch_next(w + r * ws + i * sizeof(WT),     \
-					      pf, (int)sizeof(WT));       \
+				prefetch_next(w + r * ws + i * sizeof(WT), pf, \
+					      (int)sizeof(WT));                \
 				struct k_w wv =                                \
 					DEC((const WT *)(w + r * ws) + i);     \
 				_Pragma("GCC unroll 4") for (int c = 0;        \
@@ -1022,42 +1022,84 @@ static float dot_bf16_dp(int64_t n, const void *w, const void *a)
  * stream decoded against it.  Rows are done one after the other (one
  * stream, prefetched a row ahead) rather than in tiles.
  */
-#define GEMV_FN(NAME, A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,      \
-		CORE_STMT, TAIL)                                             \
-	static void NAME(int64_t n, const uint8_t *w, size_t ws,             \
-			 int64_t rows, const uint8_t *a, float *y,           \
-			 void *scratch)                                      \
+#define GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,        \
+		  CORE_STMT, TAIL, NC)                                       \
 	{                                                                    \
 		A_T *prep = scratch;                                         \
 		const int64_t groups = n / (VALS);                           \
-		for (int64_t g = 0; g < groups; g++) {                       \
-			const uint8_t *ap = a + g * (A_GROUP);               \
+		_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) for (   \
+			int64_t g = 0; g < groups; g++)                      \
+		{                                                            \
+			const uint8_t *ap = a + c * as + g * (A_GROUP);      \
 			PREP_STMT;                                           \
 		}                                                            \
 		const size_t pf = prefetch_distance(ws, 1);                  \
 		for (int64_t r = 0; r < rows; r++) {                         \
 			const uint8_t *row = w + (size_t)r * ws;             \
-			__m512 acc = _mm512_setzero_ps();                    \
+			__m512 acc[4];                                       \
+			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) \
+				acc[c] = _mm512_setzero_ps();                \
 			for (int64_t g = 0; g < groups; g++) {               \
 				const uint8_t *wp = row + g * (W_GROUP);     \
 				prefetch_next(wp, pf, W_GROUP);              \
 				DEC_STMT;                                    \
-				CORE_STMT;                                   \
+				_Pragma("GCC unroll 4") for (int c = 0;      \
+							     c < NC; c++)    \
+				{                                            \
+					CORE_STMT;                           \
+				}                                            \
 			}                                                    \
-			float v = hsum(acc);                                 \
-			if (groups * (VALS) < n)                             \
-				v += TAIL(n - groups * (VALS),               \
-					  row + groups * (W_GROUP),          \
-					  a + groups * (A_GROUP));           \
-			y[r] = v;                                            \
+			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) \
+			{                                                    \
+				float v = hsum(acc[c]);                      \
+				if (groups * (VALS) < n)                     \
+					v += TAIL(n - groups * (VALS),       \
+						  row + groups * (W_GROUP),  \
+						  a + c * as +               \
+							  groups * (A_GROUP)); \
+				y[(size_t)c * ys + (size_t)r] = v;           \
+			}                                                    \
+		}                                                            \
+	}
+
+/*
+ * NC = 1..4 tokens: the prepared activations of token c are prep[c *
+ * groups + g].  y[c * ys + r] gets row r of token c.
+ */
+#define GEMV_FN(NAME, A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,      \
+		CORE_STMT, TAIL)                                             \
+	static void NAME(int64_t n, const uint8_t *w, size_t ws,             \
+			 int64_t rows, const uint8_t *a, size_t as, int nc,  \
+			 float *y, size_t ys, void *scratch)                 \
+	{                                                                    \
+		switch (nc) {                                                \
+		case 1:                                                      \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
+				  DEC_STMT, CORE_STMT, TAIL, 1)              \
+			break;                                               \
+		case 2:                                                      \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
+				  DEC_STMT, CORE_STMT, TAIL, 2)              \
+			break;                                               \
+		case 3:                                                      \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
+				  DEC_STMT, CORE_STMT, TAIL, 3)              \
+			break;                                               \
+		default:                                                     \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
+				  DEC_STMT, CORE_STMT, TAIL, 4)              \
+			break;                                               \
 		}                                                            \
 	}
 
 #define LEG_GEMV(NAME, DEC, WBS, ABS, AOFF, OFF, WITH_MIN, TAIL)             \
 	GEMV_FN(NAME, struct leg_a,                                          \
-		prep[g] = prep_leg(ap, ABS, AOFF, OFF, WITH_MIN), 4 * (WBS), \
-		4 * (ABS), 128, struct leg_w wv = DEC(wp),                   \
-		acc = leg_core(wv, prep[g], acc, WITH_MIN), TAIL)
+		prep[c * groups + g] = prep_leg(ap, ABS, AOFF, OFF,         \
+						WITH_MIN),                   \
+		4 * (WBS), 4 * (ABS), 128, struct leg_w wv = DEC(wp),        \
+		acc[c] = leg_core(wv, prep[c * groups + g], acc[c],          \
+				  WITH_MIN),                                 \
+		TAIL)
 
 static float no_tail(int64_t n, const void *w, const void *a)
 {
@@ -1091,15 +1133,16 @@ LEG_GEMV(gemv_q4_0, dec_q4_0, 18, 34, 2, 8, false, tail_q4_0)
 LEG_GEMV(gemv_q4_1, dec_q4_1, 20, 36, 4, 0, true, tail_q4_1)
 LEG_GEMV(gemv_q5_0, dec_q5_0, 22, 34, 2, 16, false, tail_q5_0)
 LEG_GEMV(gemv_q5_1, dec_q5_1, 24, 36, 4, 0, true, tail_q5_1)
-GEMV_FN(gemv_q8_0, struct q8_a, prep[g] = prep_q8_0(ap), 136, 136, 128,
-	struct q8_w wv = dec_q8_0(wp), acc = q8_core(wv, prep[g], acc),
-	tail_q8_0)
+GEMV_FN(gemv_q8_0, struct q8_a, prep[c * groups + g] = prep_q8_0(ap), 136,
+	136, 128, struct q8_w wv = dec_q8_0(wp),
+	acc[c] = q8_core(wv, prep[c * groups + g], acc[c]), tail_q8_0)
 #define K_GEMV(NAME, WT, DEC, PREP)                                          \
 	GEMV_FN(NAME, struct k_a,                                            \
-		prep[g] = PREP((const struct block_q8_K *)(const void *)ap), \
+		prep[c * groups + g] =                                       \
+			PREP((const struct block_q8_K *)(const void *)ap),   \
 		sizeof(WT), sizeof(struct block_q8_K), QK_K,                 \
 		struct k_w wv = DEC((const WT *)(const void *)wp),           \
-		acc = k_core(&wv, &prep[g], acc), no_tail)
+		acc[c] = k_core(&wv, &prep[c * groups + g], acc[c]), no_tail)
 K_GEMV(gemv_q2_K, struct block_q2_K, dec_q2_K, prep_k_natural)
 K_GEMV(gemv_q3_K, struct block_q3_K, dec_q3_K, prep_k_natural)
 K_GEMV(gemv_q4_K, struct block_q4_K, dec_q4_K, prep_k_nibble)
@@ -1107,10 +1150,10 @@ K_GEMV(gemv_q5_K, struct block_q5_K, dec_q5_K, prep_k_nibble)
 K_GEMV(gemv_q6_K, struct block_q6_K, dec_q6_K, prep_k_natural)
 
 typedef void (*gemv_fn)(int64_t n, const uint8_t *w, size_t ws, int64_t rows,
-			const uint8_t *a, float *y, void *scratch);
+			const uint8_t *a, size_t as, int nc, float *y,
+			size_t ys, void *scratch);
 
-static bool gemv_of(enum slm_dtype t, gemv_fn *fn, size_t *per_group,
-		    int *vals)
+static bool gemv_of(enum slm_dtype t, gemv_fn *fn, size_t *per_group, int *vals)
 {
 	switch (t) {
 	case SLM_DTYPE_Q4_0:
@@ -1164,20 +1207,23 @@ size_t slm_gemv_avx512_scratch(enum slm_dtype t, int64_t n_in)
 	int vals = 1;
 	if (!gemv_of(t, &fn, &per, &vals))
 		return 0;
-	return per * (size_t)(n_in / vals) + 64;
+	return SLM_GEMV_MAX_TOKENS * per * (size_t)(n_in / vals) + 64;
 }
 
 void slm_gemv_avx512(const struct slm_matrix *w, const void *act,
-		     int64_t o0, int64_t o1, float *y, void *scratch)
+		     size_t act_row, int64_t n_tokens, int64_t o0, int64_t o1,
+		     float *y, void *scratch)
 {
 	gemv_fn fn;
 	size_t per = 0;
 	int vals = 1;
-	if (!gemv_of(w->type, &fn, &per, &vals) || o0 >= o1)
+	if (!gemv_of(w->type, &fn, &per, &vals) || o0 >= o1 ||
+	    n_tokens < 1 || n_tokens > SLM_GEMV_MAX_TOKENS)
 		return;
 	void *s = (void *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
 	fn(w->n_in, (const uint8_t *)w->data + (size_t)o0 * w->row_bytes,
-	   w->row_bytes, o1 - o0, act, y + o0, s);
+	   w->row_bytes, o1 - o0, act, act_row, (int)n_tokens, y + o0,
+	   (size_t)w->n_out, s);
 }
 
 TILE_FN(tile_q4_0, k_q4_0)
