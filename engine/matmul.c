@@ -170,13 +170,16 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 	}
 	const struct slm_quant_traits *t = slm_quant_traits(w->type);
 	/*
-	 * One weight row per tile: a tile of several rows reads them as
-	 * interleaved streams, which the hardware prefetcher (it stays
-	 * within 4 KiB pages) follows badly; one row is one sequential
-	 * stream, which the kernels also prefetch ahead.  Decode on this
-	 * machine: 10 GB/s per core with 4-row tiles, 18-25 with one row.
+	 * Decode-sized batches take one weight row per tile: a tile of
+	 * several rows reads them as interleaved streams, which the hardware
+	 * prefetcher (it stays within 4 KiB pages) follows badly; one row is
+	 * one sequential stream, which the kernels also prefetch ahead
+	 * (decode here: 10 GB/s per core with 4-row tiles, 18-25 with one).
+	 * Bigger batches re-read each tile from cache for every token tile
+	 * and gain from the full tile.
 	 */
-	const int mr = 1, nr = t->gemm_nr;
+	const int mr = n_tokens <= t->gemm_nr ? 1 : t->gemm_mr;
+	const int nr = t->gemm_nr;
 	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
 	int64_t o_lo, o_hi;
 	split(w->n_out, mr, ith, nth, &o_lo, &o_hi);

@@ -1022,83 +1022,82 @@ static float dot_bf16_dp(int64_t n, const void *w, const void *a)
  * stream decoded against it.  Rows are done one after the other (one
  * stream, prefetched a row ahead) rather than in tiles.
  */
-#define GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,        \
-		  CORE_STMT, TAIL, NC)                                       \
-	{                                                                    \
-		A_T *prep = scratch;                                         \
-		const int64_t groups = n / (VALS);                           \
-		_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) for (   \
-			int64_t g = 0; g < groups; g++)                      \
-		{                                                            \
-			const uint8_t *ap = a + c * as + g * (A_GROUP);      \
-			PREP_STMT;                                           \
-		}                                                            \
-		const size_t pf = prefetch_distance(ws, 1);                  \
-		for (int64_t r = 0; r < rows; r++) {                         \
-			const uint8_t *row = w + (size_t)r * ws;             \
-			__m512 acc[4];                                       \
-			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) \
-				acc[c] = _mm512_setzero_ps();                \
-			for (int64_t g = 0; g < groups; g++) {               \
-				const uint8_t *wp = row + g * (W_GROUP);     \
-				prefetch_next(wp, pf, W_GROUP);              \
-				DEC_STMT;                                    \
-				_Pragma("GCC unroll 4") for (int c = 0;      \
-							     c < NC; c++)    \
-				{                                            \
-					CORE_STMT;                           \
-				}                                            \
-			}                                                    \
-			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++) \
-			{                                                    \
-				float v = hsum(acc[c]);                      \
-				if (groups * (VALS) < n)                     \
-					v += TAIL(n - groups * (VALS),       \
-						  row + groups * (W_GROUP),  \
-						  a + c * as +               \
+#define GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT, CORE_STMT, \
+		  TAIL, NC)                                                    \
+	{                                                                      \
+		A_T *prep = scratch;                                           \
+		const int64_t groups = n / (VALS);                             \
+		_Pragma("GCC unroll 4") for (int c = 0; c < NC;                \
+					     c++) for (int64_t g = 0;          \
+						       g < groups; g++)        \
+		{                                                              \
+			const uint8_t *ap = a + c * as + g * (A_GROUP);        \
+			PREP_STMT;                                             \
+		}                                                              \
+		const size_t pf = prefetch_distance(ws, 1);                    \
+		for (int64_t r = 0; r < rows; r++) {                           \
+			const uint8_t *row = w + (size_t)r * ws;               \
+			__m512 acc[4];                                         \
+			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++)   \
+				acc[c] = _mm512_setzero_ps();                  \
+			for (int64_t g = 0; g < groups; g++) {                 \
+				const uint8_t *wp = row + g * (W_GROUP);       \
+				prefetch_next(wp, pf, W_GROUP);                \
+				DEC_STMT;                                      \
+				_Pragma("GCC unroll 4") for (int c = 0;        \
+							     c < NC; c++)      \
+				{                                              \
+					CORE_STMT;                             \
+				}                                              \
+			}                                                      \
+			_Pragma("GCC unroll 4") for (int c = 0; c < NC; c++)   \
+			{                                                      \
+				float v = hsum(acc[c]);                        \
+				if (groups * (VALS) < n)                       \
+					v += TAIL(n - groups * (VALS),         \
+						  row + groups * (W_GROUP),    \
+						  a + c * as +                 \
 							  groups * (A_GROUP)); \
-				y[(size_t)c * ys + (size_t)r] = v;           \
-			}                                                    \
-		}                                                            \
+				y[(size_t)c * ys + (size_t)r] = v;             \
+			}                                                      \
+		}                                                              \
 	}
 
 /*
  * NC = 1..4 tokens: the prepared activations of token c are prep[c *
  * groups + g].  y[c * ys + r] gets row r of token c.
  */
-#define GEMV_FN(NAME, A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,      \
-		CORE_STMT, TAIL)                                             \
-	static void NAME(int64_t n, const uint8_t *w, size_t ws,             \
-			 int64_t rows, const uint8_t *a, size_t as, int nc,  \
-			 float *y, size_t ys, void *scratch)                 \
-	{                                                                    \
-		switch (nc) {                                                \
-		case 1:                                                      \
-			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
-				  DEC_STMT, CORE_STMT, TAIL, 1)              \
-			break;                                               \
-		case 2:                                                      \
-			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
-				  DEC_STMT, CORE_STMT, TAIL, 2)              \
-			break;                                               \
-		case 3:                                                      \
-			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
-				  DEC_STMT, CORE_STMT, TAIL, 3)              \
-			break;                                               \
-		default:                                                     \
-			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,    \
-				  DEC_STMT, CORE_STMT, TAIL, 4)              \
-			break;                                               \
-		}                                                            \
+#define GEMV_FN(NAME, A_T, PREP_STMT, W_GROUP, A_GROUP, VALS, DEC_STMT,        \
+		CORE_STMT, TAIL)                                               \
+	static void NAME(int64_t n, const uint8_t *w, size_t ws, int64_t rows, \
+			 const uint8_t *a, size_t as, int nc, float *y,        \
+			 size_t ys, void *scratch)                             \
+	{                                                                      \
+		switch (nc) {                                                  \
+		case 1:                                                        \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,      \
+				  DEC_STMT, CORE_STMT, TAIL, 1)                \
+			break;                                                 \
+		case 2:                                                        \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,      \
+				  DEC_STMT, CORE_STMT, TAIL, 2)                \
+			break;                                                 \
+		case 3:                                                        \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,      \
+				  DEC_STMT, CORE_STMT, TAIL, 3)                \
+			break;                                                 \
+		default:                                                       \
+			GEMV_BODY(A_T, PREP_STMT, W_GROUP, A_GROUP, VALS,      \
+				  DEC_STMT, CORE_STMT, TAIL, 4)                \
+			break;                                                 \
+		}                                                              \
 	}
 
-#define LEG_GEMV(NAME, DEC, WBS, ABS, AOFF, OFF, WITH_MIN, TAIL)             \
-	GEMV_FN(NAME, struct leg_a,                                          \
-		prep[c * groups + g] = prep_leg(ap, ABS, AOFF, OFF,         \
-						WITH_MIN),                   \
-		4 * (WBS), 4 * (ABS), 128, struct leg_w wv = DEC(wp),        \
-		acc[c] = leg_core(wv, prep[c * groups + g], acc[c],          \
-				  WITH_MIN),                                 \
+#define LEG_GEMV(NAME, DEC, WBS, ABS, AOFF, OFF, WITH_MIN, TAIL)               \
+	GEMV_FN(NAME, struct leg_a,                                            \
+		prep[c * groups + g] = prep_leg(ap, ABS, AOFF, OFF, WITH_MIN), \
+		4 * (WBS), 4 * (ABS), 128, struct leg_w wv = DEC(wp),          \
+		acc[c] = leg_core(wv, prep[c * groups + g], acc[c], WITH_MIN), \
 		TAIL)
 
 static float no_tail(int64_t n, const void *w, const void *a)
@@ -1133,15 +1132,15 @@ LEG_GEMV(gemv_q4_0, dec_q4_0, 18, 34, 2, 8, false, tail_q4_0)
 LEG_GEMV(gemv_q4_1, dec_q4_1, 20, 36, 4, 0, true, tail_q4_1)
 LEG_GEMV(gemv_q5_0, dec_q5_0, 22, 34, 2, 16, false, tail_q5_0)
 LEG_GEMV(gemv_q5_1, dec_q5_1, 24, 36, 4, 0, true, tail_q5_1)
-GEMV_FN(gemv_q8_0, struct q8_a, prep[c * groups + g] = prep_q8_0(ap), 136,
-	136, 128, struct q8_w wv = dec_q8_0(wp),
+GEMV_FN(gemv_q8_0, struct q8_a, prep[c * groups + g] = prep_q8_0(ap), 136, 136,
+	128, struct q8_w wv = dec_q8_0(wp),
 	acc[c] = q8_core(wv, prep[c * groups + g], acc[c]), tail_q8_0)
-#define K_GEMV(NAME, WT, DEC, PREP)                                          \
-	GEMV_FN(NAME, struct k_a,                                            \
-		prep[c * groups + g] =                                       \
-			PREP((const struct block_q8_K *)(const void *)ap),   \
-		sizeof(WT), sizeof(struct block_q8_K), QK_K,                 \
-		struct k_w wv = DEC((const WT *)(const void *)wp),           \
+#define K_GEMV(NAME, WT, DEC, PREP)                                        \
+	GEMV_FN(NAME, struct k_a,                                          \
+		prep[c * groups + g] =                                     \
+			PREP((const struct block_q8_K *)(const void *)ap), \
+		sizeof(WT), sizeof(struct block_q8_K), QK_K,               \
+		struct k_w wv = DEC((const WT *)(const void *)wp),         \
 		acc[c] = k_core(&wv, &prep[c * groups + g], acc[c]), no_tail)
 K_GEMV(gemv_q2_K, struct block_q2_K, dec_q2_K, prep_k_natural)
 K_GEMV(gemv_q3_K, struct block_q3_K, dec_q3_K, prep_k_natural)
@@ -1217,8 +1216,8 @@ void slm_gemv_avx512(const struct slm_matrix *w, const void *act,
 	gemv_fn fn;
 	size_t per = 0;
 	int vals = 1;
-	if (!gemv_of(w->type, &fn, &per, &vals) || o0 >= o1 ||
-	    n_tokens < 1 || n_tokens > SLM_GEMV_MAX_TOKENS)
+	if (!gemv_of(w->type, &fn, &per, &vals) || o0 >= o1 || n_tokens < 1 ||
+	    n_tokens > SLM_GEMV_MAX_TOKENS)
 		return;
 	void *s = (void *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
 	fn(w->n_in, (const uint8_t *)w->data + (size_t)o0 * w->row_bytes,

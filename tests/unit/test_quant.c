@@ -561,8 +561,8 @@ static void run_matmul(struct slm_threadpool *pool, const struct slm_matrix *m,
 static void test_matmul(void)
 {
 	static const struct shape shapes[] = {
-		{256, 1, 1},   {256, 17, 1},   {512, 33, 2},  {256, 40, 3},
-		{768, 50, 5},  {512, 19, 7},   {256, 24, 8},  {256, 64, 13},
+		{256, 1, 1},	{256, 17, 1},	{512, 33, 2}, {256, 40, 3},
+		{768, 50, 5},	{512, 19, 7},	{256, 24, 8}, {256, 64, 13},
 		{1024, 21, 33}, {512, 130, 70},
 	};
 	struct slm_threadpool *pools[3];
