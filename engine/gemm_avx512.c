@@ -34,7 +34,6 @@
 #include "engine/quant.h"
 
 #define INLINE static inline __attribute__((always_inline))
-#define TB_MAX 64 /* tokens per block (work buffer sizing) */
 
 /* ---- formats --------------------------------------------------------- */
 
@@ -133,6 +132,18 @@ static void layout_of(const struct gfmt *f, int64_t n_in, int64_t tb,
 	l->Z = (float *)(void *)(base + l->w_bytes + l->s_bytes);
 	l->AQ = base + l->w_bytes + l->s_bytes + l->z_bytes;
 	l->E = (struct ext *)(void *)(l->AQ + l->aq_bytes);
+}
+
+int64_t slm_gemm_avx512_token_block(enum slm_dtype t, int64_t n_in)
+{
+	struct gfmt f;
+	if (!fmt_of(t, &f) || n_in <= 0)
+		return 0;
+	/* packed activations and their sums: n_in + 12 n_in / G bytes per
+	 * token; keep them in about 640 KiB of L2 with the panel */
+	int64_t per = n_in + n_in / f.G * (int64_t)sizeof(struct ext);
+	int64_t tb = (640 * 1024) / per / 16 * 16;
+	return SLM_MAX(32, SLM_MIN(256, tb));
 }
 
 size_t slm_gemm_avx512_work_bytes(enum slm_dtype t, int64_t n_in, int64_t tb)

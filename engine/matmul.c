@@ -27,11 +27,9 @@
 /*
  * The blocked GEMM (matmul_int.h) takes over from this many tokens; below,
  * the prepared-activation GEMV is faster (decoding a panel costs about as
- * much as a few tokens' products).  Tokens per block of the blocked GEMM: its
- * decoded panel and packed activations stay in L2.
+ * much as a few tokens' products).
  */
 #define GEMM_MIN_TOKENS 8
-#define GEMM_TOKEN_BLOCK 64
 
 static bool use_blocked(const struct slm_matrix *w)
 {
@@ -42,7 +40,8 @@ static bool use_blocked(const struct slm_matrix *w)
 static size_t gemm_thread_bytes(const struct slm_matrix *w)
 {
 	size_t g =
-		slm_gemm_avx512_work_bytes(w->type, w->n_in, GEMM_TOKEN_BLOCK);
+		slm_gemm_avx512_work_bytes(
+		w->type, w->n_in, slm_gemm_avx512_token_block(w->type, w->n_in));
 	size_t v = slm_gemv_avx512_scratch(w->type, w->n_in);
 	return (SLM_MAX(g, v) + 63) / 64 * 64;
 }
@@ -137,8 +136,10 @@ static void compute_blocked(const struct slm_matrix *w, const void *act,
 	if (o_lo >= o_hi)
 		return;
 	uint8_t *mine = (uint8_t *)work + gemm_thread_bytes(w) * (size_t)ith;
-	for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TOKEN_BLOCK) {
-		int64_t t1 = SLM_MIN(n_tokens, t0 + GEMM_TOKEN_BLOCK);
+	/* tokens per block: the panel decode is shared by the block */
+	const int64_t tb = slm_gemm_avx512_token_block(w->type, w->n_in);
+	for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+		int64_t t1 = SLM_MIN(n_tokens, t0 + tb);
 		slm_gemm_avx512(w, act, act_row, t0, t1, o_lo, o_hi, y, mine);
 	}
 }

@@ -22,6 +22,9 @@
 /* True when the AVX-512 blocked GEMM handles weight type t. */
 bool slm_gemm_avx512_supports(enum slm_dtype t);
 
+/* Tokens per block for rows of n_in (decode cost against L2 room). */
+int64_t slm_gemm_avx512_token_block(enum slm_dtype t, int64_t n_in);
+
 /* Bytes of scratch one thread needs for n_in and a token block of tb. */
 size_t slm_gemm_avx512_work_bytes(enum slm_dtype t, int64_t n_in, int64_t tb);
 

@@ -6,6 +6,7 @@
 #include "engine/dtype.h"
 #include "engine/gguf.h"
 #include "engine/matmul.h"
+#include "engine/matmul_int.h"
 #include "engine/quant.h"
 #include "engine/threadpool.h"
 #include "tests/unit/harness.h"
@@ -682,6 +683,60 @@ static void test_matmul(void)
 			tier_runs((enum slm_simd)s);
 }
 
+/*
+ * The blocked GEMM over token ranges that start past 0 and end ragged,
+ * as the driver calls it for its token blocks, gives what the whole
+ * product gives.
+ */
+static void test_gemm_token_blocks(void)
+{
+	if (!slm_cpu_has_simd(SLM_SIMD_AVX512)) {
+		tier_runs(SLM_SIMD_AVX512);
+		return;
+	}
+	enum slm_simd saved = slm_quant_simd();
+	slm_quant_set_simd(SLM_SIMD_AVX512);
+	struct slm_test_rng rng = {77};
+	const int64_t n_in = 512, n_out = 37, nt = 33;
+	float *xw = normal_vec(&rng, n_in * n_out, 0.05);
+	float *x = normal_vec(&rng, n_in * nt, 1.0);
+	float *y = calloc((size_t)(nt * n_out), sizeof(float));
+	float *y2 = calloc((size_t)(nt * n_out), sizeof(float));
+	const enum slm_dtype types[] = {SLM_DTYPE_Q4_0, SLM_DTYPE_Q4_K,
+					SLM_DTYPE_Q6_K, SLM_DTYPE_Q5_1};
+	for (size_t ti = 0; ti < SLM_ARRAY_LEN(types); ti++) {
+		enum slm_dtype wt = types[ti];
+		CU_ASSERT_FATAL(slm_gemm_avx512_supports(wt));
+		size_t wrow = row_size(wt, n_in);
+		uint8_t *wd = malloc(wrow * (size_t)n_out);
+		for (int64_t o = 0; o < n_out; o++)
+			slm_quantize_ref(wt, xw + o * n_in, wd + (size_t)o * wrow,
+					 n_in);
+		struct slm_matrix m = {wt, n_in, n_out, wd, wrow};
+		size_t arow = slm_matmul_act_row_bytes(wt, n_in);
+		uint8_t *act = malloc(arow * (size_t)nt);
+		slm_matmul_quantize(wt, n_in, x, nt, act, 0, 1);
+		void *work = malloc(slm_gemm_avx512_work_bytes(wt, n_in, 32));
+		slm_gemm_avx512(&m, act, arow, 0, nt > 32 ? 32 : nt, 0, n_out,
+				y, work);
+		slm_gemm_avx512(&m, act, arow, 32, nt, 0, n_out, y, work);
+		slm_gemm_avx512(&m, act, arow, 0, 5, 0, 16, y2, work);
+		slm_gemm_avx512(&m, act, arow, 0, 5, 16, n_out, y2, work);
+		slm_gemm_avx512(&m, act, arow, 5, 21, 0, n_out, y2, work);
+		slm_gemm_avx512(&m, act, arow, 21, nt, 0, n_out, y2, work);
+		CU_ASSERT(memcmp(y, y2, (size_t)(nt * n_out) * sizeof(float)) ==
+			  0);
+		free(work);
+		free(act);
+		free(wd);
+	}
+	slm_quant_set_simd(saved);
+	free(xw);
+	free(x);
+	free(y);
+	free(y2);
+}
+
 static void test_matmul_check(void)
 {
 	struct slm_error err = {0};
@@ -820,5 +875,6 @@ SLM_SUITE("quant", NULL, NULL, {"fp16", test_fp16}, {"bf16", test_bf16},
 	  {"round_trip", test_round_trip},
 	  {"act_quantizers", test_act_quantizers},
 	  {"dot_random", test_dot_random}, {"dot_exact", test_dot_exact},
-	  {"matmul", test_matmul}, {"matmul_check", test_matmul_check},
+	  {"matmul", test_matmul}, {"gemm_token_blocks", test_gemm_token_blocks},
+	  {"matmul_check", test_matmul_check},
 	  {"golden_bytes", test_golden_bytes});
