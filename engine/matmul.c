@@ -39,9 +39,9 @@ static bool use_blocked(const struct slm_matrix *w)
 
 static size_t gemm_thread_bytes(const struct slm_matrix *w)
 {
-	size_t g =
-		slm_gemm_avx512_work_bytes(
-		w->type, w->n_in, slm_gemm_avx512_token_block(w->type, w->n_in));
+	size_t g = slm_gemm_avx512_work_bytes(
+		w->type, w->n_in,
+		slm_gemm_avx512_token_block(w->type, w->n_in));
 	size_t v = slm_gemv_avx512_scratch(w->type, w->n_in);
 	return (SLM_MAX(g, v) + 63) / 64 * 64;
 }

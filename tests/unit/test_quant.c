@@ -710,8 +710,8 @@ static void test_gemm_token_blocks(void)
 		size_t wrow = row_size(wt, n_in);
 		uint8_t *wd = malloc(wrow * (size_t)n_out);
 		for (int64_t o = 0; o < n_out; o++)
-			slm_quantize_ref(wt, xw + o * n_in, wd + (size_t)o * wrow,
-					 n_in);
+			slm_quantize_ref(wt, xw + o * n_in,
+					 wd + (size_t)o * wrow, n_in);
 		struct slm_matrix m = {wt, n_in, n_out, wd, wrow};
 		size_t arow = slm_matmul_act_row_bytes(wt, n_in);
 		uint8_t *act = malloc(arow * (size_t)nt);
@@ -875,6 +875,7 @@ SLM_SUITE("quant", NULL, NULL, {"fp16", test_fp16}, {"bf16", test_bf16},
 	  {"round_trip", test_round_trip},
 	  {"act_quantizers", test_act_quantizers},
 	  {"dot_random", test_dot_random}, {"dot_exact", test_dot_exact},
-	  {"matmul", test_matmul}, {"gemm_token_blocks", test_gemm_token_blocks},
+	  {"matmul", test_matmul},
+	  {"gemm_token_blocks", test_gemm_token_blocks},
 	  {"matmul_check", test_matmul_check},
 	  {"golden_bytes", test_golden_bytes});
