@@ -492,11 +492,6 @@ INLINE void head_scales16(__m128i sc8, struct khead *h)
 	h->shi = _mm256_permute2x128_si256(s, s, 0x11);
 }
 
-INLINE __m256i pair16(int a, int b)
-{
-	return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
-}
-
 /* The 8 scales and 8 mins of a Q4_K/Q5_K block as bytes 0-7 of two xmm
  * (built in registers: small stores read back wider stall on store
  * forwarding). */
@@ -520,8 +515,9 @@ INLINE void head_k4(const uint8_t *scales, slm_fp16 d, slm_fp16 dmin,
 	__m256i s16 = _mm256_cvtepu8_epi16(sc);
 	h->slo = _mm256_permute2x128_si256(s16, s16, 0x00);
 	h->shi = h->slo;
-	h->mc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
-		m, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
+	h->mc = _mm256_cvtepu8_epi16(
+		_mm_shuffle_epi8(m, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4,
+						  5, 5, 6, 6, 7, 7)));
 	h->d = h2f(d);
 	h->dm = h2f(dmin);
 }
@@ -539,9 +535,9 @@ INLINE void head_q5_K(const struct block_q5_K *b, struct khead *h)
 INLINE void head_q6_K(const struct block_q6_K *b, struct khead *h)
 {
 	head_scales16(_mm_loadu_si128((const __m128i *)b->scales), h);
-	h->mc = _mm256_slli_epi16(
-		_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)),
-		5);
+	h->mc = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+					  (const __m128i *)b->scales)),
+				  5);
 	h->d = h2f(b->d);
 	h->dm = h->d;
 }
@@ -644,11 +640,11 @@ INLINE __m256i unpack_q2_K(const struct block_q2_K *b, int k)
 INLINE __m256i scale_k4(const struct khead *h, int k)
 {
 	const char lo = (char)(2 * k), hi = (char)(2 * k + 1);
-	return _mm256_shuffle_epi8(h->slo, _mm256_setr_epi8(
-						   lo, hi, lo, hi, lo, hi, lo, hi,
-						   lo, hi, lo, hi, lo, hi, lo, hi,
-						   lo, hi, lo, hi, lo, hi, lo, hi,
-						   lo, hi, lo, hi, lo, hi, lo, hi));
+	return _mm256_shuffle_epi8(
+		h->slo,
+		_mm256_setr_epi8(lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi,
+				 lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi,
+				 lo, hi, lo, hi, lo, hi, lo, hi));
 }
 
 /* Scale 2k for the first 16 values (low lane), 2k+1 for the next. */
@@ -657,76 +653,79 @@ INLINE __m256i scale_16(const struct khead *h, int k)
 	const char a = (char)(2 * ((2 * k) % 8)), b = (char)(a + 1);
 	const char c = (char)(2 * ((2 * k + 1) % 8)), d = (char)(c + 1);
 	return _mm256_shuffle_epi8(k < 4 ? h->slo : h->shi,
-				   _mm256_setr_epi8(a, b, a, b, a, b, a, b, a, b,
-						    a, b, a, b, a, b, c, d, c, d,
-						    c, d, c, d, c, d, c, d, c, d,
-						    c, d));
+				   _mm256_setr_epi8(a, b, a, b, a, b, a, b, a,
+						    b, a, b, a, b, a, b, c, d,
+						    c, d, c, d, c, d, c, d, c,
+						    d, c, d, c, d));
 }
 
-#define K_KERNEL(NAME, WT, HEAD, UNPACK, SCALE)                              \
-	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,             \
-			 const uint8_t *a, size_t as, float *s, size_t ss,   \
-			 const int nr, const int nc)                         \
-	{                                                                    \
-		__m256 acc[MR][NR];                                          \
-		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)         \
-			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++) \
-				acc[r][c] = _mm256_setzero_ps();             \
-		for (int64_t i = 0; i < n / QK_K; i++) {                     \
-			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++) \
-			{                                                    \
-				const WT *b = (const WT *)(w + r * ws) + i;  \
-				prefetch_row_ahead((const uint8_t *)b, ws,   \
-						   (int)sizeof(WT));         \
-				struct khead hd;                             \
-				HEAD(b, &hd);                                \
-				const struct block_q8_K *ab[NR];             \
-				__m256i t[NR];                               \
-				_Pragma("GCC unroll 2") for (int c = 0;      \
-							     c < nc; c++)    \
-				{                                            \
-					ab[c] = (const struct block_q8_K *)( \
-							a + c * as) +        \
-						i;                           \
-					t[c] = _mm256_setzero_si256();       \
-				}                                            \
-				_Pragma("GCC unroll 8") for (int k = 0;      \
-							     k < 8; k++)     \
-				{                                            \
-					__m256i u = UNPACK(b, k);            \
-					__m256i sc = SCALE(&hd, k);          \
-					_Pragma("GCC unroll 2") for (        \
-						int c = 0; c < nc; c++)      \
-						t[c] = _mm256_add_epi32(     \
-							t[c],                \
-							_mm256_madd_epi16(   \
-								_mm256_maddubs_epi16( \
-									u,   \
-									_mm256_loadu_si256( \
-										(const __m256i *)(ab[c]->qs + 32 * k))), \
-								sc));        \
-				}                                            \
-				_Pragma("GCC unroll 2") for (int c = 0;      \
-							     c < nc; c++)    \
-				{                                            \
-					__m256i m = _mm256_madd_epi16(       \
-						_mm256_loadu_si256(          \
-							(const __m256i *)ab[c]->bsums), \
-						hd.mc);                      \
-					acc[r][c] = _mm256_fmadd_ps(         \
-						_mm256_cvtepi32_ps(t[c]),    \
-						_mm256_set1_ps(hd.d *        \
-							       ab[c]->d),    \
-						acc[r][c]);                  \
-					acc[r][c] = _mm256_fnmadd_ps(        \
-						_mm256_cvtepi32_ps(m),       \
-						_mm256_set1_ps(hd.dm *       \
-							       ab[c]->d),    \
-						acc[r][c]);                  \
-				}                                            \
-			}                                                    \
-		}                                                            \
-		tile_store(acc, nr, nc, s, ss);                              \
+#define K_KERNEL(NAME, WT, HEAD, UNPACK, SCALE)                                                        \
+	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,                                       \
+			 const uint8_t *a, size_t as, float *s, size_t ss,                             \
+			 const int nr, const int nc)                                                   \
+	{                                                                                              \
+		__m256 acc[MR][NR];                                                                    \
+		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)                           \
+				acc[r][c] = _mm256_setzero_ps();                                       \
+		for (int64_t i = 0; i < n / QK_K; i++) {                                               \
+			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                           \
+			{                                                                              \
+				const WT *b = (const WT *)(w + r * ws) + i;                            \
+				prefetch_row_ahead((const uint8_t *)b, ws,                             \
+						   (int)sizeof(WT));                                   \
+				struct khead hd;                                                       \
+				HEAD(b, &hd);                                                          \
+				const struct block_q8_K *ab[NR];                                       \
+				__m256i t[NR];                                                         \
+				_Pragma("GCC unroll 2") for (int c = 0;                                \
+							     c < nc; c++)                              \
+				{                                                                      \
+					ab[c] = (const struct block_q8_K                               \
+							 *)(a + c * as) +                              \
+						i;                                                     \
+					t[c] = _mm256_setzero_si256();                                 \
+				}                                                                      \
+				_Pragma("GCC unroll 8") for (int k = 0; k < 8;                         \
+							     k++)                                      \
+				{                                                                      \
+					__m256i u = UNPACK(b, k);                                      \
+					__m256i sc = SCALE(&hd, k);                                    \
+					_Pragma("GCC unroll 2") for (                                  \
+						int c = 0; c < nc; c++) t[c] =                         \
+						_mm256_add_epi32(                                      \
+							t[c],                                          \
+							_mm256_madd_epi16(                             \
+								_mm256_maddubs_epi16(                  \
+									u,                             \
+									_mm256_loadu_si256((           \
+										const __m256i          \
+											*)(ab[c]->qs + \
+											   32 * k))),  \
+								sc));                                  \
+				}                                                                      \
+				_Pragma("GCC unroll 2") for (int c = 0;                                \
+							     c < nc; c++)                              \
+				{                                                                      \
+					__m256i m = _mm256_madd_epi16(                                 \
+						_mm256_loadu_si256(                                    \
+							(const __m256i *)ab[c]                         \
+								->bsums),                              \
+						hd.mc);                                                \
+					acc[r][c] = _mm256_fmadd_ps(                                   \
+						_mm256_cvtepi32_ps(t[c]),                              \
+						_mm256_set1_ps(hd.d *                                  \
+							       ab[c]->d),                              \
+						acc[r][c]);                                            \
+					acc[r][c] = _mm256_fnmadd_ps(                                  \
+						_mm256_cvtepi32_ps(m),                                 \
+						_mm256_set1_ps(hd.dm *                                 \
+							       ab[c]->d),                              \
+						acc[r][c]);                                            \
+				}                                                                      \
+			}                                                                              \
+		}                                                                                      \
+		tile_store(acc, nr, nc, s, ss);                                                        \
 	}
 
 K_KERNEL(k_q2_K, struct block_q2_K, head_q2_K, unpack_q2_K, scale_16)
