@@ -20,7 +20,7 @@ struct slmd {
 	struct slm_config *cfg;
 	struct slm_config_args args;
 	uint64_t started_ns;
-	int state; /* enum slmd_state, atomic */
+	int state;	    /* enum slmd_state, atomic */
 	int stop_requested; /* atomic */
 
 	struct slmd_component comp[MAX_COMPONENTS];

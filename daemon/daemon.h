@@ -107,8 +107,7 @@ int slmd_run(struct slmd *d, struct slm_error *err) SLM_MUST_CHECK;
 void slmd_request_stop(struct slmd *d);
 
 /* Set the state and tell the observers (any thread). */
-void slmd_set_state(struct slmd *d, enum slmd_state state,
-		    const char *detail);
+void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail);
 enum slmd_state slmd_state(const struct slmd *d);
 
 /* Tell the observers a status line (e.g. load progress). */

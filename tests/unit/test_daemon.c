@@ -143,8 +143,8 @@ static void test_order_and_drain(void)
 	struct slm_config *cfg = slm_config_create();
 	struct slmd *d = slmd_create(cfg, NULL);
 	struct fake a = {.name = "ctl", .healthy = 1};
-	struct fake b = {.name = "dataplane", .polls_until_idle = 3,
-			 .healthy = 1};
+	struct fake b = {
+		.name = "dataplane", .polls_until_idle = 3, .healthy = 1};
 	struct watch w = {0};
 	struct slmd_component ca = component(&a), cb = component(&b);
 	struct slmd_observer o = observer(&w);
@@ -178,8 +178,8 @@ static void test_start_failure_unwinds(void)
 	history[0] = '\0';
 	struct slm_config *cfg = slm_config_create();
 	struct slmd *d = slmd_create(cfg, NULL);
-	struct fake a = {.name = "ctl"}, b = {.name = "dataplane",
-					      .fail_start = 1},
+	struct fake a = {.name = "ctl"},
+		    b = {.name = "dataplane", .fail_start = 1},
 		    c = {.name = "serve"};
 	struct slmd_component ca = component(&a), cb = component(&b),
 			      cc = component(&c);
@@ -190,8 +190,7 @@ static void test_start_failure_unwinds(void)
 	CU_ASSERT_EQUAL(slmd_run(d, &err), SLM_EIO);
 	CU_ASSERT_STRING_EQUAL(err.msg, "dataplane: cannot bind");
 	/* Only what started is stopped; serve never started. */
-	CU_ASSERT_STRING_EQUAL(history,
-			       "start:ctl start:dataplane stop:ctl ");
+	CU_ASSERT_STRING_EQUAL(history, "start:ctl start:dataplane stop:ctl ");
 	CU_ASSERT_EQUAL(slmd_state(d), SLMD_STOPPING);
 	slmd_destroy(d);
 	slm_config_destroy(cfg);
@@ -201,9 +200,8 @@ static void test_drain_timeout(void)
 {
 	struct slm_config *cfg = slm_config_create();
 	struct slm_error err = {0};
-	CU_ASSERT_EQUAL(slm_config_set(cfg, "daemon.drain_timeout_ms", "50",
-				       &err),
-			0);
+	CU_ASSERT_EQUAL(
+		slm_config_set(cfg, "daemon.drain_timeout_ms", "50", &err), 0);
 	struct slmd *d = slmd_create(cfg, NULL);
 	struct fake a = {.name = "stuck", .polls_until_idle = 1 << 30};
 	struct slmd_component ca = component(&a);
@@ -303,9 +301,9 @@ static void test_health_ticks(void)
 {
 	struct slm_config *cfg = slm_config_create();
 	struct slm_error err = {0};
-	CU_ASSERT_EQUAL(slm_config_set(cfg, "daemon.health_interval_ms", "10",
-				       &err),
-			0);
+	CU_ASSERT_EQUAL(
+		slm_config_set(cfg, "daemon.health_interval_ms", "10", &err),
+		0);
 	struct slmd *d = slmd_create(cfg, NULL);
 	struct fake a = {.name = "worker", .healthy = 1};
 	struct watch w = {0};
@@ -316,8 +314,8 @@ static void test_health_ticks(void)
 	struct runner r = {.d = d};
 	pthread_t t;
 	pthread_create(&t, NULL, run_thread, &r);
-	for (int i = 0; i < 2000 && __atomic_load_n(&w.healthy_ticks,
-						    __ATOMIC_RELAXED) < 3;
+	for (int i = 0; i < 2000 &&
+			__atomic_load_n(&w.healthy_ticks, __ATOMIC_RELAXED) < 3;
 	     i++)
 		slm_sleep_ns(1000000);
 	CU_ASSERT(w.healthy_ticks >= 3);
