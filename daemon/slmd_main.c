@@ -14,6 +14,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "dataplane/dataplane.h"
 
 static void usage(FILE *out)
 {
@@ -26,6 +27,35 @@ static void usage(FILE *out)
 		"  --dump-config       print the effective configuration and "
 		"exit\n"
 		"  --version           print the version and exit\n");
+}
+
+/*
+ * The RPC dataplane.  It starts before any model so slmd answers PING and
+ * INFO at once; until the serving core is handed over (serve_ops NULL) it
+ * refuses generate requests with "no model loaded".  When the serving core
+ * lands, pass &dp_serve_core_ops and its struct slm_serve * here.
+ */
+static struct dp_dataplane *
+start_dataplane(const struct slm_config *cfg,
+		const struct dp_serve_ops *serve_ops, void *serve)
+{
+	struct dp_dataplane *dp = NULL;
+	struct slm_error err = {0};
+	if (dp_dataplane_start(cfg, serve_ops, serve, &dp, &err))
+		slm_cli_die("slmd", "%s", err.msg);
+	SLM_INFO("dataplane", "listening on %s: %s", dp_dataplane_url(dp),
+		 dp_dataplane_describe(dp));
+	return dp;
+}
+
+static void stop_dataplane(struct dp_dataplane *dp)
+{
+	struct dp_counters c;
+	char line[4096];
+	dp_dataplane_counters(dp, &c);
+	dp_counters_format(&c, line, sizeof(line));
+	SLM_INFO("dataplane", "counters: %s", line[0] ? line : "(all zero)");
+	dp_dataplane_stop(dp);
 }
 
 int main(int argc, char **argv)
@@ -64,9 +94,12 @@ int main(int argc, char **argv)
 
 	SLM_INFO("slmd", "slmd %s started (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
+	struct dp_dataplane *dp = start_dataplane(cfg, NULL, NULL);
+	SLM_INFO("slmd", "ready: serving on %s", dp_dataplane_url(dp));
 	int sig = 0;
 	sigwait(&stop, &sig);
 	SLM_INFO("slmd", "stopping on %s", strsignal(sig));
+	stop_dataplane(dp);
 	slm_config_destroy(cfg);
 	return 0;
 }
