@@ -6,6 +6,7 @@
  */
 #include "dataplane/proto.h"
 
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <time.h>
@@ -77,34 +78,58 @@ int dp_field_next(struct dp_field_iter *it, struct dp_field *f)
 {
 	if (it->p == it->end)
 		return 0;
-	if ((size_t)(it->end - it->p) < SLM_PROTO_FIELD_HDR)
+	size_t left = (size_t)(it->end - it->p);
+	if (left < SLM_PROTO_FIELD_HDR)
 		return SLM_EFORMAT;
 	uint16_t tag = dp_get_u16(it->p);
-	uint16_t len = dp_get_u16(it->p + 2);
-	if ((size_t)(it->end - it->p) - SLM_PROTO_FIELD_HDR < len)
+	uint32_t len = dp_get_u16(it->p + 2);
+	size_t hdr = SLM_PROTO_FIELD_HDR;
+	if (len == SLM_PROTO_LEN_EXT) {
+		if (left < SLM_PROTO_FIELD_HDR_EXT)
+			return SLM_EFORMAT;
+		len = dp_get_u32(it->p + 4);
+		hdr = SLM_PROTO_FIELD_HDR_EXT;
+		if (len < SLM_PROTO_LEN_EXT)
+			return SLM_EFORMAT; /* not the shortest form */
+	}
+	if (left - hdr < len)
 		return SLM_EFORMAT;
 	f->type = SLM_PROTO_TAG_TYPE(tag);
 	f->mandatory = (tag & SLM_PROTO_MANDATORY) != 0;
 	f->len = len;
-	f->val = it->p + SLM_PROTO_FIELD_HDR;
-	it->p += SLM_PROTO_FIELD_HDR + len;
+	f->val = it->p + hdr;
+	it->p += hdr + len;
 	return 1;
+}
+
+uint8_t *dp_put_field_hdr(struct dp_writer *w, uint16_t type, bool mandatory,
+			  size_t len)
+{
+	size_t need = dp_field_size(len);
+	if (w->overflow || len > UINT32_MAX || w->cap - w->len < need) {
+		w->overflow = true;
+		return NULL;
+	}
+	uint8_t *p = w->buf + w->len;
+	dp_put_u16(p, (uint16_t)(type | (mandatory ? SLM_PROTO_MANDATORY : 0)));
+	if (len < SLM_PROTO_LEN_EXT) {
+		dp_put_u16(p + 2, (uint16_t)len);
+		p += SLM_PROTO_FIELD_HDR;
+	} else {
+		dp_put_u16(p + 2, SLM_PROTO_LEN_EXT);
+		dp_put_u32(p + 4, (uint32_t)len);
+		p += SLM_PROTO_FIELD_HDR_EXT;
+	}
+	w->len += need;
+	return p;
 }
 
 void dp_put_field(struct dp_writer *w, uint16_t type, bool mandatory,
 		  const void *val, size_t len)
 {
-	if (w->overflow || len > 0xFFFF ||
-	    w->cap - w->len < SLM_PROTO_FIELD_HDR + len) {
-		w->overflow = true;
-		return;
-	}
-	uint8_t *p = w->buf + w->len;
-	dp_put_u16(p, (uint16_t)(type | (mandatory ? SLM_PROTO_MANDATORY : 0)));
-	dp_put_u16(p + 2, (uint16_t)len);
-	if (len)
-		memcpy(p + SLM_PROTO_FIELD_HDR, val, len);
-	w->len += SLM_PROTO_FIELD_HDR + len;
+	uint8_t *p = dp_put_field_hdr(w, type, mandatory, len);
+	if (p && len)
+		memcpy(p, val, len);
 }
 
 void dp_put_field_u8(struct dp_writer *w, uint16_t type, uint8_t v)
@@ -139,18 +164,13 @@ void dp_put_field_f32(struct dp_writer *w, uint16_t type, float v)
 void dp_put_field_i32s(struct dp_writer *w, uint16_t type, const int32_t *v,
 		       size_t n)
 {
-	size_t len = n * 4;
-	if (w->overflow || n > 0xFFFF / 4 ||
-	    w->cap - w->len < SLM_PROTO_FIELD_HDR + len) {
+	if (n > UINT32_MAX / 4) {
 		w->overflow = true;
 		return;
 	}
-	uint8_t *p = w->buf + w->len;
-	dp_put_u16(p, (uint16_t)(type | SLM_PROTO_MANDATORY));
-	dp_put_u16(p + 2, (uint16_t)len);
-	for (size_t i = 0; i < n; i++)
-		dp_put_u32(p + SLM_PROTO_FIELD_HDR + 4 * i, (uint32_t)v[i]);
-	w->len += SLM_PROTO_FIELD_HDR + len;
+	uint8_t *p = dp_put_field_hdr(w, type, true, n * 4);
+	for (size_t i = 0; p && i < n; i++)
+		dp_put_u32(p + 4 * i, (uint32_t)v[i]);
 }
 
 /* ---- MAC --------------------------------------------------------------- */
@@ -258,7 +278,8 @@ static int want_len(const struct dp_field *f, size_t len, struct slm_error *err)
 {
 	if (f->len != len)
 		return slm_error_set(err, SLM_EFORMAT,
-				     "field 0x%02x has %u bytes, not %zu",
+				     "field 0x%02x has %" PRIu32
+				     " bytes, not %zu",
 				     f->type, f->len, len);
 	return 0;
 }
@@ -321,7 +342,7 @@ static int gen_field_check(const struct dp_field *f, struct seen *seen,
 	case SLM_PROTO_T_CHAT_MSG: {
 		if (f->len < 1 || f->val[0] < 1 ||
 		    f->val[0] > SLM_PROTO_MAX_ROLE_LEN ||
-		    f->len < 1 + f->val[0])
+		    f->len < 1u + f->val[0])
 			return slm_error_set(err, SLM_EFORMAT,
 					     "CHAT_MSG %u: bad role length",
 					     c->n_msgs);
@@ -592,21 +613,17 @@ static void gen_write(const struct dp_gen *g, struct dp_writer *w)
 		for (uint32_t i = 0; i < g->n_msgs; i++) {
 			size_t rl = strlen(g->msgs[i].role);
 			size_t cl = strlen(g->msgs[i].content);
-			if (rl == 0 || rl > SLM_PROTO_MAX_ROLE_LEN ||
-			    1 + rl + cl > 0xFFFF ||
-			    w->cap - w->len <
-				    SLM_PROTO_FIELD_HDR + 1 + rl + cl) {
+			if (rl == 0 || rl > SLM_PROTO_MAX_ROLE_LEN) {
 				w->overflow = true;
 				return;
 			}
-			uint8_t *p = w->buf + w->len;
-			dp_put_u16(p,
-				   SLM_PROTO_T_CHAT_MSG | SLM_PROTO_MANDATORY);
-			dp_put_u16(p + 2, (uint16_t)(1 + rl + cl));
-			p[4] = (uint8_t)rl;
-			memcpy(p + 5, g->msgs[i].role, rl);
-			memcpy(p + 5 + rl, g->msgs[i].content, cl);
-			w->len += SLM_PROTO_FIELD_HDR + 1 + rl + cl;
+			uint8_t *p = dp_put_field_hdr(w, SLM_PROTO_T_CHAT_MSG,
+						      true, 1 + rl + cl);
+			if (!p)
+				return;
+			p[0] = (uint8_t)rl;
+			memcpy(p + 1, g->msgs[i].role, rl);
+			memcpy(p + 1 + rl, g->msgs[i].content, cl);
 		}
 		break;
 	}

@@ -115,7 +115,7 @@ bool dp_dgram_body(const uint8_t *dgram, size_t len, const struct dp_hdr *h,
 struct dp_field {
 	uint16_t type; /* tag & 0x7FFF */
 	bool mandatory;
-	uint16_t len;
+	uint32_t len;
 	const uint8_t *val;
 };
 
@@ -149,10 +149,14 @@ static inline void dp_writer_init(struct dp_writer *w, uint8_t *buf, size_t cap)
 	w->overflow = false;
 }
 
-/* Append a field; mandatory sets the tag's MANDATORY bit.  Values longer
- * than 65535 bytes overflow. */
+/* Append a field; mandatory sets the tag's MANDATORY bit.  Values of
+ * 65535 bytes or more take the extended length form. */
 void dp_put_field(struct dp_writer *w, uint16_t type, bool mandatory,
 		  const void *val, size_t len);
+/* Append a field header for a value of len bytes and return where the
+ * value goes (NULL on overflow). */
+uint8_t *dp_put_field_hdr(struct dp_writer *w, uint16_t type, bool mandatory,
+			  size_t len);
 void dp_put_field_u8(struct dp_writer *w, uint16_t type, uint8_t v);
 void dp_put_field_u32(struct dp_writer *w, uint16_t type, uint32_t v);
 void dp_put_field_i32(struct dp_writer *w, uint16_t type, int32_t v);
@@ -165,7 +169,9 @@ void dp_put_field_i32s(struct dp_writer *w, uint16_t type, const int32_t *v,
 /* Bytes a field of len value bytes takes. */
 static inline size_t dp_field_size(size_t len)
 {
-	return SLM_PROTO_FIELD_HDR + len;
+	return (len < SLM_PROTO_LEN_EXT ? SLM_PROTO_FIELD_HDR
+					: SLM_PROTO_FIELD_HDR_EXT) +
+	       len;
 }
 
 /* ---- MAC --------------------------------------------------------------- */

@@ -57,8 +57,16 @@
  *   offset  size  field
  *   0       2     tag     bits 0-14: field type (SLM_PROTO_T_*);
  *                         bit 15: MANDATORY
- *   2       2     length  bytes of value
+ *   2       2     length  bytes of value, 0..65534
  *   4       len   value
+ *
+ * or, for a value of 65535 bytes or more (only inside a reassembled
+ * request body: a prompt longer than 64 KiB):
+ *
+ *   0       2     tag
+ *   2       2     0xFFFF
+ *   4       4     length  bytes of value, at least 65535
+ *   8       len   value
  *
  * Fields follow each other without padding and fill the body exactly.
  * A receiver ignores a field whose type it does not know unless its
@@ -86,6 +94,8 @@
 #define SLM_PROTO_MAC_SIZE 16
 #define SLM_PROTO_KEY_SIZE 32
 #define SLM_PROTO_FIELD_HDR 4
+#define SLM_PROTO_FIELD_HDR_EXT 8
+#define SLM_PROTO_LEN_EXT 0xFFFFu /* length word announcing a u32 length */
 #define SLM_PROTO_DEFAULT_PORT 7070
 
 /* The largest datagram a v1 receiver accepts (an Ethernet MTU's UDP

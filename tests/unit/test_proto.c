@@ -92,6 +92,43 @@ static void test_fields(void)
 			;
 		CU_ASSERT_EQUAL(rc, SLM_EFORMAT);
 	}
+	/* The extended length form: a value of 65535 bytes or more. */
+	size_t big_len = 70000;
+	uint8_t *big = malloc(big_len + 16), *val = malloc(big_len);
+	memset(val, 'q', big_len);
+	dp_writer_init(&w, big, big_len + 16);
+	dp_put_field(&w, SLM_PROTO_T_PROMPT_TEXT, true, val, big_len);
+	CU_ASSERT_FALSE(w.overflow);
+	CU_ASSERT_EQUAL(w.len, big_len + 8);
+	CU_ASSERT_EQUAL(dp_field_size(big_len), big_len + 8);
+	CU_ASSERT_EQUAL(dp_get_u16(big + 2), 0xFFFF);
+	CU_ASSERT_EQUAL(dp_get_u32(big + 4), big_len);
+	dp_field_iter_init(&it, big, w.len);
+	CU_ASSERT_EQUAL(dp_field_next(&it, &f), 1);
+	CU_ASSERT_EQUAL(f.len, big_len);
+	CU_ASSERT_EQUAL(f.val, big + 8);
+	CU_ASSERT_EQUAL(dp_field_next(&it, &f), 0);
+	struct dp_gen dg;
+	void *arena;
+	struct slm_error e = {0};
+	CU_ASSERT_EQUAL(dp_gen_decode(big, w.len, &dg, &arena, &e), 0);
+	CU_ASSERT_EQUAL(dg.text_len, big_len);
+	free(arena);
+	/* Truncated inside the extended header or the value. */
+	dp_field_iter_init(&it, big, 6);
+	CU_ASSERT_EQUAL(dp_field_next(&it, &f), SLM_EFORMAT);
+	dp_field_iter_init(&it, big, w.len - 1);
+	CU_ASSERT_EQUAL(dp_field_next(&it, &f), SLM_EFORMAT);
+	/* The extended form for a short value is not the shortest form. */
+	dp_put_u32(big + 4, 10);
+	dp_field_iter_init(&it, big, 18);
+	CU_ASSERT_EQUAL(dp_field_next(&it, &f), SLM_EFORMAT);
+	free(big);
+	free(val);
+	/* 65534 is the longest short form, 65535 the shortest long one. */
+	CU_ASSERT_EQUAL(dp_field_size(65534), 65538);
+	CU_ASSERT_EQUAL(dp_field_size(65535), 65543);
+
 	/* Overflow is remembered. */
 	dp_writer_init(&w, buf, 10);
 	dp_put_field(&w, 1, true, "0123456789", 10);
