@@ -128,8 +128,9 @@ static int open_socket(struct dp_backend *b, bool reuseport,
 		socket(b->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return slm_error_errno(err, SLM_ESYS, errno, "socket");
+	/* No SO_REUSEADDR: on UDP it would let a second slmd bind the same
+	 * port and silently take its traffic. */
 	int one = 1, zero = 0;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (reuseport &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
 		int e = errno;
