@@ -487,11 +487,12 @@ static bool deliver(struct slm_client *c, struct creq *r, uint8_t type,
 			req_fail(c, r, SLM_ENOMEM, "out of memory", now);
 			return false;
 		}
-		int32_t *ids = res->ids + res->n_ids;
+		int32_t *ids = res->ids ? res->ids + res->n_ids : NULL;
 		for (uint32_t i = 0; i < t.n_ids; i++)
 			ids[i] = (int32_t)dp_get_u32(t.ids_raw + 4 * i);
 		res->n_ids += t.n_ids;
-		memcpy(res->text + res->text_len, t.text, t.text_len);
+		if (t.text_len)
+			memcpy(res->text + res->text_len, t.text, t.text_len);
 		res->text_len += t.text_len;
 		if (!r->got_first && (t.n_ids || t.text_len)) {
 			r->got_first = true;

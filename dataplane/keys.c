@@ -33,7 +33,11 @@ static struct dp_keys *keys_alloc(unsigned n)
 {
 	if (sodium_init() < 0)
 		return NULL;
-	struct dp_keys *k = sodium_malloc(sizeof(*k) + n * sizeof(k->k[0]));
+	/* sodium_malloc places the block against a guard page: its address
+	 * is aligned only when its size is a multiple of the alignment. */
+	size_t size = sizeof(struct dp_keys) + n * sizeof(struct dp_key);
+	size = (size + 15) & ~(size_t)15;
+	struct dp_keys *k = sodium_malloc(size);
 	if (k)
 		k->n = 0;
 	return k;

@@ -781,9 +781,11 @@ static void take_tokens(struct dp_session *s, struct dp_req *r,
 		s->c.events_lost++;
 		return;
 	}
-	memcpy(r->p_ids + r->p_nids, ids, e->n_ids * sizeof(int32_t));
+	if (e->n_ids)
+		memcpy(r->p_ids + r->p_nids, ids, e->n_ids * sizeof(int32_t));
 	r->p_nids += e->n_ids;
-	memcpy(r->p_text + r->p_text_len, text, e->text_len);
+	if (e->text_len)
+		memcpy(r->p_text + r->p_text_len, text, e->text_len);
 	r->p_text_len += e->text_len;
 	flush_add(s, r);
 }
