@@ -34,6 +34,8 @@
 #define CQ_ENTRIES 8192
 #define BGID 1
 #define MAX_SLEEP_NS (1000ull * 1000000) /* wake at least once a second */
+#define SPIN_MIN_NS 1000		 /* a budget below 1 us is none */
+#define SPIN_PROBE 256			 /* sleeps between full-window tries */
 
 enum { UD_RX = 1, UD_EFD = 2, UD_TX = 3 };
 #define UD_KIND(ud) ((ud)&0xFF)
@@ -432,7 +434,22 @@ static void *uq_main(void *arg)
 	snprintf(name, sizeof(name), "slmd-dp%u", q->index);
 	pthread_setname_np(pthread_self(), name);
 
+	/*
+	 * Adaptive spinning.  budget is how long to poll after the last work
+	 * before sleeping, at most spin_us.  A spin window that ends without
+	 * work was wasted: halve the budget.  Work that arrives while
+	 * spinning paid off: double it back.  When the budget has decayed to
+	 * nothing, every 256th sleep tries the full window again, so a
+	 * thread that lost its budget to a quiet spell spins again once
+	 * traffic flows.  Why decay at all: when the peer that would send the
+	 * next datagram runs on this thread's CPU (a small or oversubscribed
+	 * machine), it cannot run while we spin, so every spin window is
+	 * lost in full (docs/benchmarks.md has the measurement).
+	 */
 	const uint64_t spin_ns = (uint64_t)q->be->cfg.spin_us * 1000;
+	uint64_t budget = spin_ns;
+	unsigned probe = 0;
+	bool idle_spin = false; /* polling with nothing to do */
 	uint64_t now = slm_now_ns();
 	uint64_t last_work = now;
 	bool stopping = false;
@@ -444,8 +461,14 @@ static void *uq_main(void *arg)
 		now = slm_now_ns();
 		unsigned work = reap(q, now);
 		work += dp_session_poll(q->sess, now);
-		if (work)
+		if (work) {
+			if (idle_spin) {
+				budget = SLM_MIN(spin_ns, SLM_MAX(2 * budget,
+								  SPIN_MIN_NS));
+				idle_spin = false;
+			}
 			last_work = now;
+		}
 		if (atomic_load_explicit(&q->stop, memory_order_acquire)) {
 			if (!stopping) {
 				stopping = true;
@@ -459,10 +482,24 @@ static void *uq_main(void *arg)
 			    now > stop_deadline)
 				break;
 		}
-		if (work || now - last_work < spin_ns)
+		if (work)
 			continue;
+		if (now - last_work < budget) {
+			idle_spin = true;
+			continue;
+		}
 		if (!dp_session_prepare_sleep(q->sess))
 			continue;
+		if (idle_spin || budget == 0) {
+			budget /= 2;
+			if (budget < SPIN_MIN_NS)
+				budget = 0;
+			if (budget == 0 && spin_ns && ++probe == SPIN_PROBE) {
+				probe = 0;
+				budget = spin_ns;
+			}
+			idle_spin = false;
+		}
 		uint64_t until = dp_session_next_timer(q->sess);
 		uint64_t wait = until > now ? until - now : 0;
 		if (wait > MAX_SLEEP_NS)
@@ -480,7 +517,6 @@ static void *uq_main(void *arg)
 							 NULL);
 		}
 		dp_session_awake(q->sess);
-		/* Traffic after a sleep: spin again for spin_us. */
 		last_work = slm_now_ns();
 	}
 	/* Last sends (a DONE of a cancelled request). */
