@@ -936,11 +936,8 @@ static void req_accept(struct dp_session *s, struct dp_req *r,
 		req_refuse(s, r, SLM_ESTATE, "server shutting down", now);
 		return;
 	}
-	if (!s->p.serve_ops) {
-		s->c.refused_no_model++;
-		req_refuse(s, r, SLM_ESTATE, "no model loaded", now);
-		return;
-	}
+	/* Decode first: a malformed request is malformed with or without a
+	 * model. */
 	struct dp_gen g;
 	void *arena = NULL;
 	struct slm_error err = {0};
@@ -948,6 +945,12 @@ static void req_accept(struct dp_session *s, struct dp_req *r,
 	if (rc) {
 		count_decode_error(s, rc);
 		req_refuse(s, r, rc, err.msg, now);
+		return;
+	}
+	if (!s->p.serve_ops) {
+		free(arena);
+		s->c.refused_no_model++;
+		req_refuse(s, r, SLM_ESTATE, "no model loaded", now);
 		return;
 	}
 	struct slm_chat_msg *msgs = NULL;
