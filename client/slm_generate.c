@@ -15,6 +15,7 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,17 +113,28 @@ static char *read_stdin(void)
 	return buf;
 }
 
+/* Ctrl-C: cancel the request (the server stops generating) and exit 130
+ * once it has ended; a second Ctrl-C kills. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	if (interrupted)
+		_exit(130);
+	interrupted = 1;
+}
+
 static int print_chunk(void *ctx, const char *text, size_t len,
 		       const int32_t *ids, size_t n_ids)
 {
-	(void)ctx;
 	(void)ids;
 	(void)n_ids;
-	if (len) {
+	if (len && ctx) {
 		fwrite(text, 1, len, stdout);
 		fflush(stdout);
 	}
-	return 0;
+	return interrupted; /* non-zero: cancel */
 }
 
 static void print_json(const struct slm_client_result *r)
@@ -336,9 +348,12 @@ static int cmd_generate(int argc, char **argv)
 
 	char url[300];
 	struct slm_client *c = slm_rpc_connect(&a, prog, url, sizeof(url));
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
 	struct slm_client_result r;
-	int rc =
-		slm_client_generate(c, &g, json ? NULL : print_chunk, NULL, &r);
+	int rc = slm_client_generate(c, &g, print_chunk, json ? NULL : stdout,
+				     &r);
 	slm_client_close(c);
 	free(ids);
 	free(prompt);
@@ -356,6 +371,11 @@ static int cmd_generate(int argc, char **argv)
 	}
 	if (json)
 		print_json(&r);
+	if (interrupted) {
+		fprintf(stderr, "%s: cancelled\n", prog);
+		slm_client_result_free(&r);
+		return 130;
+	}
 	if (verbose)
 		fprintf(stderr,
 			"%s: finish %s; %u prompt (%u cached), %u generated "
