@@ -48,9 +48,9 @@ SLM_CFG_KEY(DP_RX_THREADS, "dataplane", "rx_threads", INT, "1", 1, 64, NULL,
 	"clients over them) and its own sessions.")
 SLM_CFG_KEY(DP_SPIN_US, "dataplane", "spin_us", INT, "50", 0, 10000000, NULL,
 	STATIC,
-	"Microseconds a dataplane thread keeps polling after its last datagram "
-	"or event before it sleeps.  Spinning costs a core while traffic "
-	"flows; waking from sleep costs tens of microseconds of latency.")
+	"Longest time (us) a dataplane thread polls after its last work before "
+	"it sleeps; shortened while polling catches nothing.  Polling costs a "
+	"core, sleeping costs wake-up latency.")
 SLM_CFG_KEY(DP_RX_BUFFERS, "dataplane", "rx_buffers", INT, "1024", 16, 32768,
 	NULL, STATIC,
 	"Receive buffers per thread (2 KiB each), rounded up to a power of "
@@ -65,9 +65,9 @@ SLM_CFG_KEY(DP_MAX_REQUEST_BYTES, "dataplane", "max_request_bytes", SIZE,
 	"fragments); larger ones are refused with ETOOBIG.")
 SLM_CFG_KEY(DP_KEY_FILE, "dataplane", "key_file", STRING, "", 0, 0, NULL,
 	STATIC,
-	"File of pre-shared keys (lines 'ID HEX', see docs/protocol.md).  "
-	"Set: every datagram must carry a MAC made with one of them.  The file "
-	"must be readable only by the service user.  Empty: no MACs.")
+	"File of pre-shared keys ('ID HEX' lines, docs/protocol.md): every "
+	"datagram must then carry a MAC made with one.  Readable only by the "
+	"service user.  Empty: no MACs.")
 SLM_CFG_KEY(DP_ALLOW, "dataplane", "allow", STRING, "", 0, 0, NULL, STATIC,
 	"Client networks allowed to use the RPC, in CIDR form, separated by "
 	"commas (10.0.0.0/8, ::1/128).  Empty: every address.")

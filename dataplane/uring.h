@@ -14,10 +14,15 @@
  *
  * Adaptive polling: while datagrams or events keep coming the thread
  * spins (one io_uring_enter per round that submits and collects); after
- * dataplane.spin_us without work it blocks in the kernel until a
- * datagram, an eventfd write from a worker (session wake hook) or the
- * session's next timer.  Blocking saves the core; the wake-up costs tens
- * of microseconds on a VM (docs/benchmarks.md has the measured trade).
+ * a budget of at most dataplane.spin_us without work it blocks in the
+ * kernel until a datagram, an eventfd write from a worker (session wake
+ * hook) or the session's next timer.  The budget halves after each spin
+ * window that caught nothing and doubles when one does, so a thread
+ * whose CPU is shared with the peer it waits for (which cannot run while
+ * it spins) falls back to sleeping instead of delaying every reply by
+ * the window.  Spinning buys latency with a core; a wake-up from sleep
+ * costs several to tens of microseconds on a VM (docs/benchmarks.md has
+ * the measured trade).
  *
  * The ops table is dp_uring_ops (backend.h).
  */
