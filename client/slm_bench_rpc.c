@@ -38,6 +38,7 @@
 struct bench {
 	struct slm_client *c[MAX_CONNS];
 	unsigned n_conns, next_conn;
+	bool spin; /* busy-poll instead of sleeping in ppoll */
 	struct slm_client_gen gen;
 	int32_t *ids;
 	uint64_t t_measure; /* after warm-up */
@@ -132,7 +133,7 @@ static void drive(struct bench *b, uint64_t wait_ns)
 		pfd[i].fd = slm_client_fd(b->c[i]);
 		pfd[i].events = POLLIN;
 	}
-	if (any || wait_ns == 0)
+	if (any || wait_ns == 0 || b->spin)
 		return;
 	/* Timers (retransmissions) run inside slm_client_poll: wake at
 	 * least every millisecond. */
@@ -181,6 +182,8 @@ static void usage(FILE *out)
 		"  --max-tokens N     tokens per request (default 16)\n"
 		"  --connections K    connections (default 1)\n"
 		"  --temp T           temperature (default: greedy, 0)\n"
+		"  --spin-us US       busy-poll for replies (any value > 0)\n"
+		"                     instead of sleeping between them\n"
 		"  --json             one object with rps, tok_s, errors, "
 		"retransmits, ttft_us, total_us ...\n"
 		"%s",
@@ -260,6 +263,7 @@ static int cmd_bench_rpc(int argc, char **argv)
 	b->gen.temperature = (float)temp;
 	b->gen.seed = 1;
 	b->closed = conc > 0;
+	b->spin = a.opts.spin_us > 0;
 	b->concurrency = (unsigned)conc;
 	b->rate = rate;
 	char url[300];
