@@ -55,34 +55,25 @@ static void usage(FILE *out)
 
 static int parse_ids(const char *text, int32_t **out, size_t *n)
 {
-	size_t cap = 16, k = 0;
+	/* At most one id per two characters ("1,2,3"). */
+	size_t cap = strlen(text) / 2 + 1, k = 0;
 	int32_t *ids = malloc(cap * sizeof(*ids));
+	if (!ids)
+		return -1;
 	const char *p = text;
-	while (ids && *p) {
+	while (*p && k < cap) {
 		char *end;
 		errno = 0;
 		long v = strtol(p, &end, 10);
-		if (end == p || errno || v < 0 || v > INT32_MAX) {
-			free(ids);
-			return -1;
-		}
-		if (k == cap) {
-			int32_t *g = realloc(ids, 2 * cap * sizeof(*ids));
-			if (!g) {
-				free(ids);
-				return -1;
-			}
-			ids = g;
-			cap *= 2;
-		}
+		if (end == p || errno || v < 0 || v > INT32_MAX)
+			break;
 		ids[k++] = (int32_t)v;
 		p = end;
-		if (*p == ',')
-			p++;
-		else if (*p)
+		if (*p != ',')
 			break;
+		p++;
 	}
-	if (!ids || *p || k == 0) {
+	if (*p || k == 0) {
 		free(ids);
 		return -1;
 	}
