@@ -878,8 +878,12 @@ static uint64_t run_timers(struct slm_client *c, uint64_t now)
 		return next;
 	for (unsigned i = 0; i < WINDOW; i++) {
 		struct creq *r = c->slots[i];
-		if (r)
-			next = SLM_MIN(next, req_timers(c, r, now));
+		if (r) {
+			/* Not inside SLM_MIN: it would run the timers twice,
+			 * the second time on a request the first one ended. */
+			uint64_t t = req_timers(c, r, now);
+			next = SLM_MIN(next, t);
+		}
 	}
 	return next;
 }

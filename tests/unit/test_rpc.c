@@ -849,7 +849,59 @@ static void test_bad_listen(void)
 	server_stop(&s, NULL);
 }
 
-SLM_SUITE("rpc", NULL, NULL, {"clean path, 8 clients", test_clean_path},
+/* A server that never answers, and none at all: the request gives up
+ * after its retries (regression: the end of a request inside the timer
+ * run was used again afterwards). */
+static void test_no_answer(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	char url[64];
+	snprintf(url, sizeof(url), "udp://127.0.0.1:%u", ntohs(a.sin_port));
+	struct slm_client_opts o;
+	slm_client_opts_default(&o);
+	o.retries = 2;
+	o.rto_ms = 5;
+	struct slm_client *c;
+	CU_ASSERT_EQUAL_FATAL(slm_client_open(url, &o, &c, NULL, 0), 0);
+	struct slm_client_gen g = {.input = SLM_CLIENT_TEXT, .text = "hello"};
+	struct slm_client_result r;
+	CU_ASSERT_EQUAL(slm_client_generate(c, &g, NULL, NULL, &r),
+			SLM_CLIENT_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.error, SLM_CLIENT_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.finish, SLM_CLIENT_FINISH_ERROR);
+	slm_client_result_free(&r);
+	/* Asynchronous: the same end through on_done. */
+	struct client_job j = {.max_tokens = 1};
+	struct pending *p = calloc(1, sizeof(*p));
+	p->j = &j;
+	CU_ASSERT_EQUAL(slm_client_submit(c, &g, NULL, on_done, p, NULL), 0);
+	while (slm_client_inflight(c))
+		slm_client_poll(c, 10);
+	CU_ASSERT_EQUAL(j.failed, 1);
+	CU_ASSERT_EQUAL(j.first_error, SLM_CLIENT_ETIMEDOUT);
+	struct slm_client_stats st;
+	slm_client_stats(c, &st);
+	CU_ASSERT_EQUAL(st.timeouts, 2);
+	CU_ASSERT_EQUAL(st.retransmits, 4);
+	slm_client_close(c);
+	close(fd);
+	/* Nothing listening: the kernel's refusal is reported. */
+	CU_ASSERT_EQUAL_FATAL(slm_client_open(url, &o, &c, NULL, 0), 0);
+	CU_ASSERT_EQUAL(slm_client_generate(c, &g, NULL, NULL, &r),
+			SLM_CLIENT_ECONNECT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "refused"));
+	slm_client_result_free(&r);
+	slm_client_close(c);
+}
+
+SLM_SUITE("rpc", NULL, NULL,
+	  {"no answer: retries, then gives up", test_no_answer},
+	  {"clean path, 8 clients", test_clean_path},
 	  {"lossy relay: loss, duplicates, reordering", test_lossy_relay},
 	  {"cancel mid-stream", test_cancel},
 	  {"blocking generate, info, IPv6", test_blocking_generate_and_info},
