@@ -620,6 +620,9 @@ static void test_clean_path(void)
 	server_stop(&s, &c);
 	CU_ASSERT_EQUAL(c.requests_accepted, 320);
 	CU_ASSERT_EQUAL(c.requests_done, 320);
+	/* Each freed by the client's FIN, none left to time out. */
+	CU_ASSERT_EQUAL(c.requests_freed, 320);
+	CU_ASSERT_EQUAL(c.done_unacked, 0);
 	CU_ASSERT_EQUAL(dp_counters_drops(&c), 0);
 	wdbl_stop(d);
 }
