@@ -31,9 +31,10 @@ static void usage(FILE *out)
 
 /*
  * The RPC dataplane.  It starts before any model so slmd answers PING and
- * INFO at once; until the serving core is handed over (serve_ops NULL) it
- * refuses generate requests with "no model loaded".  When the serving core
- * lands, pass &dp_serve_core_ops and its struct slm_serve * here.
+ * INFO at once; until the serving core is handed over it refuses generate
+ * requests with "no model loaded".  When the serving core lands: load the
+ * model after start_dataplane, then dp_dataplane_attach_serve(dp,
+ * &dp_serve_core_ops, serve); stop the dataplane before the serving core.
  */
 static struct dp_dataplane *
 start_dataplane(const struct slm_config *cfg,

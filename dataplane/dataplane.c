@@ -180,6 +180,17 @@ void dp_dataplane_stop(struct dp_dataplane *dp)
 	free(dp);
 }
 
+int dp_dataplane_attach_serve(struct dp_dataplane *dp,
+			      const struct dp_serve_ops *serve_ops, void *serve)
+{
+	for (unsigned i = 0; i < dp->n; i++) {
+		int rc = dp_session_attach_serve(dp->sess[i], serve_ops, serve);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 const char *dp_dataplane_url(const struct dp_dataplane *dp)
 {
 	return dp->url;

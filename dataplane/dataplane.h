@@ -29,6 +29,15 @@ int dp_dataplane_start(const struct slm_config *cfg,
 		       struct dp_dataplane **out,
 		       struct slm_error *err) SLM_MUST_CHECK;
 
+/*
+ * Hand the running dataplane its serving core once the model is loaded
+ * (slmd starts the dataplane first, so PING and INFO work while it
+ * loads).  Any thread.  SLM_EINVAL for incomplete ops.
+ */
+int dp_dataplane_attach_serve(struct dp_dataplane *dp,
+			      const struct dp_serve_ops *serve_ops,
+			      void *serve) SLM_MUST_CHECK;
+
 /* Stop the threads (running requests are cancelled and their DONE
  * awaited), free everything.  NULL is fine. */
 void dp_dataplane_stop(struct dp_dataplane *dp);

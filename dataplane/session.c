@@ -66,6 +66,15 @@ struct rtx_pkt {
 	uint8_t body[];
 };
 
+/* A serving core the session submits to.  Published atomically by
+ * dp_session_attach_serve; never freed before the session, since requests
+ * keep the binding they were submitted through (to cancel there). */
+struct dp_serve_binding {
+	const struct dp_serve_ops *ops;
+	void *serve;
+	struct dp_serve_binding *older;
+};
+
 struct dp_conn {
 	struct dp_conn *hnext;
 	struct dp_conn *prev, *next; /* all connections */
@@ -107,6 +116,7 @@ struct dp_req {
 	uint64_t reasm_bytes;
 
 	uint64_t serve_id;
+	const struct dp_serve_binding *bind; /* where it was submitted */
 
 	/* stream */
 	uint32_t next_seq;
@@ -139,6 +149,9 @@ struct dp_session {
 	struct dp_evq evq; /* first: cache-aligned */
 	struct dp_counters c;
 	struct dp_session_params p;
+	/* The current serving core (NULL: none yet).  Written by any thread
+	 * through dp_session_attach_serve, read by the session's thread. */
+	_Atomic(struct dp_serve_binding *) bind;
 	char version[64];
 
 	struct htab conns, reqs;
@@ -866,12 +879,12 @@ static void count_decode_error(struct dp_session *s, int rc)
 	}
 }
 
-static void fill_request(const struct dp_session *s, const struct dp_gen *g,
-			 struct slm_request *q, struct slm_chat_msg *msgs,
-			 uint64_t now)
+static void fill_request(const struct dp_serve_binding *b,
+			 const struct dp_gen *g, struct slm_request *q,
+			 struct slm_chat_msg *msgs, uint64_t now)
 {
 	memset(q, 0, sizeof(*q));
-	s->p.serve_ops->gen_defaults(&q->gen);
+	b->ops->gen_defaults(&q->gen);
 	switch (g->input) {
 	case DP_INPUT_TEXT:
 		q->input = SLM_INPUT_TEXT;
@@ -947,7 +960,11 @@ static void req_accept(struct dp_session *s, struct dp_req *r,
 		req_refuse(s, r, rc, err.msg, now);
 		return;
 	}
-	if (!s->p.serve_ops) {
+	/* acquire: pairs with the release in dp_session_attach_serve, so
+	 * the binding's fields are seen as written. */
+	const struct dp_serve_binding *b =
+		atomic_load_explicit(&s->bind, memory_order_acquire);
+	if (!b) {
 		free(arena);
 		s->c.refused_no_model++;
 		req_refuse(s, r, SLM_ESTATE, "no model loaded", now);
@@ -968,11 +985,11 @@ static void req_accept(struct dp_session *s, struct dp_req *r,
 	}
 	memset(r->done_ev, 0, sizeof(*r->done_ev));
 	struct slm_request q;
-	fill_request(s, &g, &q, msgs, now);
+	fill_request(b, &g, &q, msgs, now);
 	q.on_event = on_event;
 	q.ctx = r;
 	uint64_t id = 0;
-	rc = s->p.serve_ops->submit(s->p.serve, &q, &id, &err);
+	rc = b->ops->submit(b->serve, &q, &id, &err);
 	free(arena);
 	free(msgs);
 	if (rc) {
@@ -984,6 +1001,7 @@ static void req_accept(struct dp_session *s, struct dp_req *r,
 		return;
 	}
 	reasm_release(s, r);
+	r->bind = b;
 	r->serve_id = id;
 	r->submitted = true;
 	r->state = RQ_RUNNING;
@@ -1126,7 +1144,7 @@ static void cancel_running(struct dp_session *s, struct dp_req *r)
 		return;
 	r->cancel_sent = true;
 	/* SLM_ENOTFOUND: already done, its DONE is on the way. */
-	(void)s->p.serve_ops->cancel(s->p.serve, r->serve_id);
+	(void)r->bind->ops->cancel(r->bind->serve, r->serve_id);
 }
 
 static void handle_ack(struct dp_session *s, struct dp_conn *c,
@@ -1276,8 +1294,10 @@ static void handle_info(struct dp_session *s, const struct dp_peer *from,
 	dp_put_field(&w, SLM_PROTO_T_SERVER_VERSION, false, s->version,
 		     strlen(s->version));
 	struct dp_model_info mi = {0};
-	if (s->p.serve_ops && s->p.serve_ops->describe &&
-	    s->p.serve_ops->describe(s->p.serve, &mi) && mi.name) {
+	const struct dp_serve_binding *b =
+		atomic_load_explicit(&s->bind, memory_order_acquire);
+	if (b && b->ops->describe && b->ops->describe(b->serve, &mi) &&
+	    mi.name) {
 		size_t nl = strlen(mi.name);
 		dp_put_field(&w, SLM_PROTO_T_MODEL, false, mi.name,
 			     nl > 256 ? 256 : nl);
@@ -1568,6 +1588,33 @@ void dp_session_gauges(const struct dp_session *s, struct dp_session_gauges *g)
 
 /* ---- life -------------------------------------------------------------- */
 
+static bool serve_ops_valid(const struct dp_serve_ops *ops)
+{
+	return ops->submit && ops->cancel && ops->gen_defaults;
+}
+
+int dp_session_attach_serve(struct dp_session *s,
+			    const struct dp_serve_ops *ops, void *serve)
+{
+	if (!ops || !serve_ops_valid(ops))
+		return SLM_EINVAL;
+	struct dp_serve_binding *b = malloc(sizeof(*b));
+	if (!b)
+		return SLM_ENOMEM;
+	b->ops = ops;
+	b->serve = serve;
+	struct dp_serve_binding *old =
+		atomic_load_explicit(&s->bind, memory_order_relaxed);
+	do {
+		b->older = old;
+		/* release: the binding's fields (and whatever the caller set
+		 * up in the serving core before attaching) are visible to the
+		 * session's thread that loads it with acquire. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&s->bind, &old, b, memory_order_release, memory_order_relaxed));
+	return 0;
+}
+
 int dp_session_create(const struct dp_session_params *p,
 		      struct dp_session **out, struct slm_error *err)
 {
@@ -1578,8 +1625,7 @@ int dp_session_create(const struct dp_session_params *p,
 		return slm_error_set(err, SLM_EINVAL,
 				     "datagram size %u not in 512..%d",
 				     p->tx_dgram, SLM_PROTO_MAX_DGRAM);
-	if (p->serve_ops && (!p->serve_ops->submit || !p->serve_ops->cancel ||
-			     !p->serve_ops->gen_defaults))
+	if (p->serve_ops && !serve_ops_valid(p->serve_ops))
 		return slm_error_set(err, SLM_EINVAL,
 				     "serve ops lack submit, cancel or "
 				     "gen_defaults");
@@ -1598,9 +1644,13 @@ int dp_session_create(const struct dp_session_params *p,
 		 p->server_version ? p->server_version : "slmd " SLM_VERSION);
 	s->p.server_version = s->version;
 	dp_evq_init(&s->evq);
-	if (htab_init(&s->conns, 256) || htab_init(&s->reqs, 1024)) {
+	atomic_init(&s->bind, NULL);
+	if (htab_init(&s->conns, 256) || htab_init(&s->reqs, 1024) ||
+	    (p->serve_ops &&
+	     dp_session_attach_serve(s, p->serve_ops, p->serve))) {
 		free(s->conns.b);
 		free(s->reqs.b);
+		free(atomic_load(&s->bind));
 		free(s);
 		return slm_error_set(err, SLM_ENOMEM, "session tables");
 	}
@@ -1630,5 +1680,11 @@ void dp_session_destroy(struct dp_session *s)
 		conn_free(s, s->conn_list);
 	free(s->conns.b);
 	free(s->reqs.b);
+	struct dp_serve_binding *b = atomic_load(&s->bind);
+	while (b) {
+		struct dp_serve_binding *older = b->older;
+		free(b);
+		b = older;
+	}
 	free(s);
 }

@@ -73,7 +73,8 @@ extern const struct dp_serve_ops dp_serve_core_ops;
 struct dp_session_params {
 	const struct dp_io *io;
 	/* NULL: no serving core yet; generate is refused with ESTATE
-	 * ("no model loaded") while PING and INFO are answered. */
+	 * ("no model loaded") while PING and INFO are answered, until
+	 * dp_session_attach_serve. */
 	const struct dp_serve_ops *serve_ops;
 	void *serve;
 	const struct dp_keys *keys; /* NULL: no MACs (and none accepted) */
@@ -95,10 +96,18 @@ struct dp_session_params {
 	uint64_t hash_seed; /* randomises the hash tables */
 };
 
+/*
+ * Hand the session a serving core (or a new one): requests accepted from
+ * now on go there; running ones finish where they started.  Any thread,
+ * while the session runs.  SLM_EINVAL for incomplete ops, SLM_ENOMEM.
+ */
+struct dp_session;
+int dp_session_attach_serve(struct dp_session *s,
+			    const struct dp_serve_ops *ops,
+			    void *serve) SLM_MUST_CHECK;
+
 /* Fill p with the defaults of the config table (io and serve unset). */
 void dp_session_params_default(struct dp_session_params *p);
-
-struct dp_session;
 
 int dp_session_create(const struct dp_session_params *p,
 		      struct dp_session **out,

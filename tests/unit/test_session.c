@@ -446,6 +446,39 @@ static void test_no_model(void)
 	CU_ASSERT_EQUAL(cnt()->dup_request, 1);
 }
 
+/* A serving core handed over while the session runs (slmd loads the
+ * model after the dataplane answers pings), then replaced: new requests
+ * go to the new one, a running one is cancelled where it runs. */
+static void test_attach_serve(void)
+{
+	fresh_with(no_serve);
+	send_text(1, 5, 1, "before");
+	CU_ASSERT_EQUAL(error_of(cap.n - 1, NULL, 0), SLM_ESTATE);
+	CU_ASSERT_EQUAL(dp_session_attach_serve(sess, &dbl_ops, &dbl), 0);
+	send_text(1, 5, 2, "after");
+	CU_ASSERT_EQUAL_FATAL(dbl.n, 1);
+	CU_ASSERT_STRING_EQUAL(dbl.r[0].text, "after");
+	static struct dbl other;
+	memset(&other, 0, sizeof(other));
+	CU_ASSERT_EQUAL(dp_session_attach_serve(sess, &dbl_ops, &other), 0);
+	send_text(1, 5, 3, "new core");
+	CU_ASSERT_EQUAL(dbl.n, 1);
+	CU_ASSERT_EQUAL_FATAL(other.n, 1);
+	/* Cancelling request 2 reaches the core that runs it. */
+	uint8_t d[128];
+	size_t len = mk(d, SLM_PROTO_CANCEL, 5, 2, 0, 0, 0, NULL, 0, 0, NULL);
+	in(1, d, len);
+	CU_ASSERT_TRUE(dbl.r[0].cancelled);
+	CU_ASSERT_EQUAL(other.cancels, 0);
+	dbl_done(&dbl.r[0], SLM_FINISH_CANCELED);
+	dbl_done(&other.r[0], SLM_FINISH_STOP);
+	dp_session_poll(sess, now);
+	CU_ASSERT_EQUAL(dp_session_waiting(sess), 0);
+	free(other.r);
+	struct dp_serve_ops bad = {.submit = dbl_submit};
+	CU_ASSERT_EQUAL(dp_session_attach_serve(sess, &bad, &dbl), SLM_EINVAL);
+}
+
 /* Run the stream of one request to its end and check it. */
 static void test_generate_stream(void)
 {
@@ -1258,6 +1291,7 @@ static void test_error_done(void)
 
 SLM_SUITE("session", NULL, teardown, {"ping and info", test_ping_and_info},
 	  {"no model", test_no_model},
+	  {"serving core attached later", test_attach_serve},
 	  {"generate stream", test_generate_stream},
 	  {"duplicates run once", test_duplicates},
 	  {"fragments", test_fragments}, {"oversized", test_oversized},
