@@ -9,9 +9,10 @@ install -d "$root/bin" "$root/sbin" "$root/lib" "$root/include/slm" \
 install -m 0755 "$build/bin/slmd" "$root/sbin/slmd"
 install -m 0755 "$build/bin/slmctl" "$root/bin/slmctl"
 install -m 0755 "$build/bin/slm" "$root/bin/slm"
-for f in "$build"/lib/libslmclient.*; do
-	[ -e "$f" ] && install -m 0644 "$f" "$root/lib/"
-done
+install -m 0644 "$build/lib/libslmclient.a" "$root/lib/"
+install -m 0755 "$build/lib/libslmclient.so.1" "$root/lib/"
+ln -sf libslmclient.so.1 "$root/lib/libslmclient.so"
+./tools/gen-pc.sh "$prefix" <client/slmclient.pc.in >"$root/lib/pkgconfig/slmclient.pc"
 for h in include/slm/*.h; do
 	[ -e "$h" ] && install -m 0644 "$h" "$root/include/slm/"
 done
