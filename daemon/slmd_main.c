@@ -16,6 +16,7 @@
 #include "daemon/daemon.h"
 #include "daemon/notify.h"
 #include "daemon/testhook.h"
+#include "dataplane/dataplane.h"
 
 static void usage(FILE *out)
 {
@@ -28,6 +29,62 @@ static void usage(FILE *out)
 		"  --dump-config       print the effective configuration and "
 		"exit\n"
 		"  --version           print the version and exit\n");
+}
+
+/*
+ * The RPC dataplane, a component.  It starts before any model so slmd
+ * answers PING and INFO at once; until the serving core is handed over it
+ * refuses generate requests with "no model loaded".  When the serving core
+ * lands: it is a component added after this one, which loads the model and
+ * then calls dp_dataplane_attach_serve(dp, &dp_serve_core_ops, serve);
+ * components stop in reverse, so the dataplane stops after it.
+ */
+struct dataplane_component {
+	struct dp_dataplane *dp;
+};
+
+static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
+{
+	struct dataplane_component *c = ctx;
+	int rc = dp_dataplane_start(slmd_config(d), NULL, NULL, &c->dp, err);
+	if (rc)
+		return rc;
+	SLM_INFO("dataplane", "listening on %s: %s", dp_dataplane_url(c->dp),
+		 dp_dataplane_describe(c->dp));
+	return 0;
+}
+
+static void dataplane_stop(void *ctx)
+{
+	struct dataplane_component *c = ctx;
+	struct dp_counters counters;
+	char line[4096];
+	dp_dataplane_counters(c->dp, &counters);
+	dp_counters_format(&counters, line, sizeof(line));
+	SLM_INFO("dataplane", "counters: %s", line[0] ? line : "(all zero)");
+	dp_dataplane_stop(c->dp);
+	c->dp = NULL;
+}
+
+/* Scripts wait for a log line containing "ready": written when slmd
+ * reaches the serving state, with the address it serves. */
+static void ready_line(void *ctx, enum slmd_state state, const char *detail)
+{
+	struct dataplane_component *c = ctx;
+	if (state == SLMD_SERVING && c->dp)
+		SLM_INFO("slmd", "ready: serving on %s",
+			 dp_dataplane_url(c->dp));
+}
+
+static void add_dataplane(struct slmd *d, struct dataplane_component *c)
+{
+	struct slmd_component comp = {.name = "dataplane",
+				      .ctx = c,
+				      .start = dataplane_start,
+				      .stop = dataplane_stop};
+	struct slmd_observer obs = {.ctx = c, .state = ready_line};
+	if (slmd_add_component(d, &comp) || slmd_add_observer(d, &obs))
+		slm_cli_die("slmd", "too many components");
 }
 
 /*
@@ -103,14 +160,16 @@ int main(int argc, char **argv)
 		slm_cli_die("slmd", "out of memory");
 	SLM_INFO("slmd", "slmd %s starting (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
+	struct dataplane_component dataplane = {0};
+	add_dataplane(d, &dataplane);
 	struct systemd_parts sd_parts = {0};
 	systemd_attach(d, cfg, &sd_parts);
 	struct slm_error err = {0};
 	int rc = slmd_run(d, &err);
-	if (rc)
-		SLM_ERROR("slmd", "%s", err.msg);
 	slmd_destroy(d);
 	systemd_detach(&sd_parts);
 	slm_config_destroy(cfg);
-	return rc ? 1 : 0;
+	if (rc)
+		slm_cli_die("slmd", "%s", err.msg);
+	return 0;
 }
