@@ -215,6 +215,16 @@ else
 	fail "the sandbox is not as the unit says: $(c nsenter -t "$main" -m -r -w -- sh -c 'touch /etc/slmd/w; touch /usr/w; touch /var/lib/slmd/w; ls -A /home' 2>&1)"
 fi
 
+# The RPC dataplane (io_uring) works inside the sandbox: slm ping answers.
+if "$BIN/slm" help 2>/dev/null | grep -qw ping; then
+	if c slm ping -n 20 --json >"$TMP/ping.json" 2>"$TMP/ping.err" &&
+		grep -q '"lost": *0' "$TMP/ping.json"; then
+		ok "slm ping through the sandboxed slmd: $(cat "$TMP/ping.json")"
+	else
+		fail "slm ping through the sandboxed slmd: $(cat "$TMP/ping.json" "$TMP/ping.err")"
+	fi
+fi
+
 # ---- reload ----------------------------------------------------------------
 if c systemctl reload slmd.service && wait_prop ActiveState active 10; then
 	c journalctl -u slmd --no-pager -o cat | grep -q "reloaded configuration" &&
