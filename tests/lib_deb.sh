@@ -11,7 +11,7 @@ DEB_VERSION=$(sed -n 's/^#define SLM_VERSION "\(.*\)"/\1/p' common/version.h)
 deb_ready() {
 	local deb=$BUILD/deb/slmd_${DEB_VERSION}_amd64.deb newer=
 	if [ -f "$deb" ]; then
-		newer=$(find debian configs man tools/install.sh tools/build-deb.sh \
+		newer=$(find debian configs man tools/install.sh tools/build-deb.sh -type f \
 			tests/data/vocab "$BIN/slmd" "$BIN/slmctl" "$BIN/slm" \
 			-newer "$deb" -print -quit 2>/dev/null)
 	fi
