@@ -112,8 +112,11 @@ if [ -n "$(ls client/client*.c 2>/dev/null)" ]; then
 		flags=$(PKG_CONFIG_PATH=$TMP/pc pkg-config --cflags --libs "$mod" 2>&1)
 		hdrs=$(cd "$dest/usr/include" && ls slm/*.h | sed 's/.*/#include <&>/')
 		printf '%s\nint main(void) { return 0; }\n' "$hdrs" >"$TMP/use.c"
+		# A sanitized library needs a sanitized program.
+		san=
+		[ -n "${SLM_SANITIZED:-}" ] && san="-fsanitize=address,undefined"
 		# shellcheck disable=SC2086
-		if cc -std=gnu11 -Wall -Werror -o "$TMP/use" "$TMP/use.c" -Wl,--no-as-needed $flags >"$TMP/cc.log" 2>&1 &&
+		if cc -std=gnu11 -Wall -Werror $san -o "$TMP/use" "$TMP/use.c" -Wl,--no-as-needed $flags >"$TMP/cc.log" 2>&1 &&
 			LD_LIBRARY_PATH=$dest/usr/lib "$TMP/use" >>"$TMP/cc.log" 2>&1 &&
 			LD_LIBRARY_PATH=$dest/usr/lib ldd "$TMP/use" | grep -q "libslmclient.so.* => $dest/usr/lib/"; then
 			ok "a program builds with pkg-config $mod and runs on the installed library"
