@@ -40,9 +40,12 @@ PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
 
 ISA_BASE   := -march=x86-64-v2 -mtune=generic
 ISA_AVX2   := -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt
+# The avx512 tier needs exactly these at run time (engine/cpu.c checks the
+# same list), so Cascade Lake and Ice Lake servers get it too; a kernel that
+# wants BF16 or VBMI asks for it with a target attribute and a CPU check.
 ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq \
-	-mavx512cd -mavx512vnni -mavx512bf16 -mavx512vbmi
-ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8 -mamx-bf16
+	-mavx512cd -mavx512vnni
+ISA_AMX    := $(ISA_AVX512) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter \

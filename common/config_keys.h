@@ -61,6 +61,10 @@ SLM_CFG_KEY(ENGINE_SIMD, "engine", "simd", ENUM, "auto", 0, 0,
 	"Widest instruction set the kernels may use; auto picks the best the "
 	"CPU has.  A narrower choice is for comparison or to work around a "
 	"fault.")
+SLM_CFG_KEY(ENGINE_SPIN_US, "engine", "spin_us", INT, "5000", 0, 10000000,
+	NULL, STATIC,
+	"Microseconds a pool thread spins for work before it sleeps (waking "
+	"costs tens of microseconds): cover the gaps of a busy server.")
 
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,
