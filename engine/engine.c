@@ -63,6 +63,8 @@ int slm_engine_open(const struct slm_engine_params *p, struct slm_engine **out,
 		goto fail;
 	const struct slm_hparams *hp = &e->model->hp;
 	e->n_ctx = p->n_ctx ? p->n_ctx : hp->n_ctx_train;
+	if (!p->n_ctx && p->n_ctx_cap && e->n_ctx > p->n_ctx_cap)
+		e->n_ctx = p->n_ctx_cap;
 	if (!e->n_ctx)
 		e->n_ctx = 4096;
 	rc = slm_weights_load(e->model, &p->load, &e->weights, err);

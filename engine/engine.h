@@ -29,7 +29,9 @@ struct slm_engine_params {
 	int n_threads;	    /* >= 1 */
 	const int *cpus;    /* pin the pool's threads here, or NULL */
 	uint64_t spin_ns;   /* pool spin; 0 = default */
-	uint32_t n_ctx;	    /* positions per sequence (0: the model's) */
+	uint32_t n_ctx;	    /* positions per sequence (0: the model's
+			       training context, at most n_ctx_cap) */
+	uint32_t n_ctx_cap; /* 0: no cap */
 	uint32_t n_seq;	    /* sequences the KV pool holds at n_ctx */
 	uint32_t max_batch; /* tokens per forward call */
 	enum slm_kv_type kv_type;
