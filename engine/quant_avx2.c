@@ -469,25 +469,33 @@ INLINE void k_q8_0(int64_t n, const uint8_t *w, size_t ws, const uint8_t *a,
 /* ---- K-quants, a superblock of 8 x 32 per step -------------------------- */
 
 /*
- * The weights of a superblock as 8 vectors of 32 u8 in element order,
- * the int16 scale of each byte pair (scale vector per vector), and the
- * minimum/offset term per group of 16 as for the AVX-512 tier:
- *     value = d * sc * u - dm * mc.
+ * A superblock is unpacked one vector of 32 values at a time (AVX2 has 16
+ * registers: holding all eight would spill): kunpack(k) gives u8 values
+ * 32k..32k+31 in element order and the int16 scale of each byte pair.
+ * Per superblock: value = d * sc * u - dm * mc, mc per group of 16 being
+ * the minimum (Q2_K Q4_K Q5_K, dm = dmin) or offset * scale (Q3_K Q6_K,
+ * dm = d).
  */
-struct kw {
-	__m256i u[8];
-	__m256i sc[8];
+struct khead {
+	/* scales as int16, both 128-bit lanes holding scales 0-7 (slo) or
+	 * 8-15 (shi); Q4_K/Q5_K have 8 scales (one per 32), in slo */
+	__m256i slo, shi;
 	__m256i mc; /* 16 x int16 */
 	float d, dm;
 };
 
-INLINE __m256i pair16(int a, int b)
+/* 16 int8 scales -> the two duplicated-lane int16 vectors of a head. */
+INLINE void head_scales16(__m128i sc8, struct khead *h)
 {
-	return _mm256_set_m128i(_mm_set1_epi16((short)b),
-				_mm_set1_epi16((short)a));
+	__m256i s = _mm256_cvtepi8_epi16(sc8);
+	h->slo = _mm256_permute2x128_si256(s, s, 0x00);
+	h->shi = _mm256_permute2x128_si256(s, s, 0x11);
 }
 
-INLINE void k4_scales_avx2(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block as bytes 0-7 of two xmm
+ * (built in registers: small stores read back wider stall on store
+ * forwarding). */
+INLINE void k4_scales_avx2(const uint8_t *q, __m128i *sc, __m128i *m)
 {
 	uint32_t a[3];
 	memcpy(a, q, 12);
@@ -495,216 +503,236 @@ INLINE void k4_scales_avx2(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
 	uint32_t s_hi = (a[2] & 0x0f0f0f0f) | ((a[0] >> 2) & 0x30303030);
 	uint32_t m_lo = a[1] & 0x3f3f3f3f;
 	uint32_t m_hi = ((a[2] >> 4) & 0x0f0f0f0f) | ((a[1] >> 2) & 0x30303030);
-	memcpy(sc, &s_lo, 4);
-	memcpy(sc + 4, &s_hi, 4);
-	memcpy(m, &m_lo, 4);
-	memcpy(m + 4, &m_hi, 4);
+	*sc = _mm_set_epi32(0, 0, (int)s_hi, (int)s_lo);
+	*m = _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo);
 }
 
-INLINE void dec_q4_K(const struct block_q4_K *b, struct kw *w)
+INLINE void head_k4(const uint8_t *scales, slm_fp16 d, slm_fp16 dmin,
+		    struct khead *h)
 {
-	const __m256i m4 = _mm256_set1_epi8(0x0F);
-	uint8_t sc[8], m[8];
-	k4_scales_avx2(b->scales, sc, m);
-#pragma GCC unroll 4
-	for (int j = 0; j < 4; j++) {
-		__m256i z =
-			_mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
-		w->u[2 * j] = _mm256_and_si256(z, m4);
-		w->u[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(z, 4), m4);
-		w->sc[2 * j] = _mm256_set1_epi16(sc[2 * j]);
-		w->sc[2 * j + 1] = _mm256_set1_epi16(sc[2 * j + 1]);
-	}
-	w->mc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
-		_mm_loadl_epi64((const __m128i *)m),
-		_mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
-	w->d = h2f(b->d);
-	w->dm = h2f(b->dmin);
+	__m128i sc, m;
+	k4_scales_avx2(scales, &sc, &m);
+	__m256i s16 = _mm256_cvtepu8_epi16(sc);
+	h->slo = _mm256_permute2x128_si256(s16, s16, 0x00);
+	h->shi = h->slo;
+	h->mc = _mm256_cvtepu8_epi16(
+		_mm_shuffle_epi8(m, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4,
+						  5, 5, 6, 6, 7, 7)));
+	h->d = h2f(d);
+	h->dm = h2f(dmin);
 }
 
-INLINE void dec_q5_K(const struct block_q5_K *b, struct kw *w)
+INLINE void head_q4_K(const struct block_q4_K *b, struct khead *h)
 {
-	const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
-	uint8_t sc[8], m[8];
-	k4_scales_avx2(b->scales, sc, m);
-	__m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
-#pragma GCC unroll 4
-	for (int j = 0; j < 4; j++) {
-		__m256i z =
-			_mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
-		__m256i bl = _mm256_set1_epi8((char)(1 << (2 * j)));
-		__m256i bh = _mm256_set1_epi8((char)(1 << (2 * j + 1)));
-		__m256i hl = _mm256_and_si256(
-			_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), b16);
-		__m256i hh = _mm256_and_si256(
-			_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), b16);
-		w->u[2 * j] = _mm256_or_si256(_mm256_and_si256(z, m4), hl);
-		w->u[2 * j + 1] = _mm256_or_si256(
-			_mm256_and_si256(_mm256_srli_epi16(z, 4), m4), hh);
-		w->sc[2 * j] = _mm256_set1_epi16(sc[2 * j]);
-		w->sc[2 * j + 1] = _mm256_set1_epi16(sc[2 * j + 1]);
-	}
-	w->mc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
-		_mm_loadl_epi64((const __m128i *)m),
-		_mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
-	w->d = h2f(b->d);
-	w->dm = h2f(b->dmin);
+	head_k4(b->scales, b->d, b->dmin, h);
 }
 
-INLINE void dec_q6_K(const struct block_q6_K *b, struct kw *w)
+INLINE void head_q5_K(const struct block_q5_K *b, struct khead *h)
 {
-	const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
-#pragma GCC unroll 2
-	for (int h = 0; h < 2; h++) {
-		__m256i ql0 =
-			_mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-		__m256i ql1 = _mm256_loadu_si256(
-			(const __m256i *)(b->ql + 64 * h + 32));
-		__m256i qh =
-			_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-		__m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4);
-		__m256i h1 = _mm256_slli_epi16(
-			_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4);
-		__m256i h2 = _mm256_slli_epi16(
-			_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4);
-		__m256i h3 = _mm256_slli_epi16(
-			_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4);
-		w->u[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), h0);
-		w->u[4 * h + 1] =
-			_mm256_or_si256(_mm256_and_si256(ql1, m4), h1);
-		w->u[4 * h + 2] = _mm256_or_si256(
-			_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), h2);
-		w->u[4 * h + 3] = _mm256_or_si256(
-			_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), h3);
-	}
-#pragma GCC unroll 8
-	for (int k = 0; k < 8; k++)
-		w->sc[k] = pair16(b->scales[2 * k], b->scales[2 * k + 1]);
-	w->mc = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+	head_k4(b->scales, b->d, b->dmin, h);
+}
+
+INLINE void head_q6_K(const struct block_q6_K *b, struct khead *h)
+{
+	head_scales16(_mm_loadu_si128((const __m128i *)b->scales), h);
+	h->mc = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
 					  (const __m128i *)b->scales)),
 				  5);
-	w->d = h2f(b->d);
-	w->dm = w->d;
+	h->d = h2f(b->d);
+	h->dm = h->d;
 }
 
-INLINE void dec_q3_K(const struct block_q3_K *b, struct kw *w)
+INLINE void head_q3_K(const struct block_q3_K *b, struct khead *h)
 {
-	const __m256i m3 = _mm256_set1_epi8(0x03), b4 = _mm256_set1_epi8(0x04);
-	__m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
-#pragma GCC unroll 2
-	for (int h = 0; h < 2; h++) {
-		__m256i qs =
-			_mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
-#pragma GCC unroll 4
-		for (int s = 0; s < 4; s++) {
-			__m256i low = _mm256_and_si256(
-				_mm256_srli_epi16(qs, 2 * s), m3);
-			__m256i bit =
-				_mm256_set1_epi8((char)(1 << (4 * h + s)));
-			__m256i hi = _mm256_and_si256(
-				_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit),
-						  bit),
-				b4);
-			w->u[4 * h + s] = _mm256_or_si256(low, hi);
-		}
-	}
-	int8_t sc[16];
-#pragma GCC unroll 16
-	for (int j = 0; j < 16; j++)
-		sc[j] = (int8_t)slm_q3k_scale(b->scales, j);
-#pragma GCC unroll 8
-	for (int k = 0; k < 8; k++)
-		w->sc[k] = pair16(sc[2 * k], sc[2 * k + 1]);
-	w->mc = _mm256_slli_epi16(
-		_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)), 2);
-	w->d = h2f(b->d);
-	w->dm = w->d;
+	/* the 16 6-bit scales (stored + 32): low 4 bits in bytes 0-7, high
+	 * 2 bits in bytes 8-11 (as quant_avx512.c's q3k_scales16) */
+	uint32_t a[3];
+	memcpy(a, b->scales, 12);
+	const uint32_t m2 = 0x03030303, m4 = 0x0f0f0f0f;
+	/* built in registers: four 4-byte stores read back as one 16-byte
+	 * load would stall on store forwarding */
+	__m128i u = _mm_set_epi32(
+		(int)(((a[1] >> 4) & m4) | (((a[2] >> 6) & m2) << 4)),
+		(int)(((a[0] >> 4) & m4) | (((a[2] >> 4) & m2) << 4)),
+		(int)((a[1] & m4) | (((a[2] >> 2) & m2) << 4)),
+		(int)((a[0] & m4) | ((a[2] & m2) << 4)));
+	__m128i sc = _mm_sub_epi8(u, _mm_set1_epi8(32));
+	head_scales16(sc, h);
+	h->mc = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc), 2);
+	h->d = h2f(b->d);
+	h->dm = h->d;
 }
 
-INLINE void dec_q2_K(const struct block_q2_K *b, struct kw *w)
+INLINE void head_q2_K(const struct block_q2_K *b, struct khead *h)
 {
-	const __m256i m3 = _mm256_set1_epi8(0x03);
-#pragma GCC unroll 2
-	for (int h = 0; h < 2; h++) {
-		__m256i qs =
-			_mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
-#pragma GCC unroll 4
-		for (int s = 0; s < 4; s++)
-			w->u[4 * h + s] = _mm256_and_si256(
-				_mm256_srli_epi16(qs, 2 * s), m3);
-	}
-#pragma GCC unroll 8
-	for (int k = 0; k < 8; k++)
-		w->sc[k] = pair16(b->scales[2 * k] & 0xF,
-				  b->scales[2 * k + 1] & 0xF);
 	__m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
-	w->mc = _mm256_cvtepu8_epi16(
+	head_scales16(_mm_and_si128(s8, _mm_set1_epi8(0x0F)), h);
+	h->mc = _mm256_cvtepu8_epi16(
 		_mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
-	w->d = h2f(b->d);
-	w->dm = h2f(b->dmin);
+	h->d = h2f(b->d);
+	h->dm = h2f(b->dmin);
 }
 
-#define K_KERNEL(NAME, WT, DEC)                                                                                   \
-	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,                                                  \
-			 const uint8_t *a, size_t as, float *s, size_t ss,                                        \
-			 const int nr, const int nc)                                                              \
-	{                                                                                                         \
-		__m256 acc[MR][NR];                                                                               \
-		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                              \
-			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)                                      \
-				acc[r][c] = _mm256_setzero_ps();                                                  \
-		for (int64_t i = 0; i < n / QK_K; i++) {                                                          \
-			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                      \
-			{                                                                                         \
-				struct kw wv;                                                                     \
-				prefetch_row_ahead(                                                               \
-					(const uint8_t                                                            \
-						 *)((const WT *)(w + r * ws) +                                    \
-						    i),                                                           \
-					ws, (int)sizeof(WT));                                                     \
-				DEC((const WT *)(w + r * ws) + i, &wv);                                           \
-				_Pragma("GCC unroll 2") for (int c = 0;                                           \
-							     c < nc; c++)                                         \
-				{                                                                                 \
-					const struct block_q8_K *b =                                              \
-						(const struct block_q8_K                                          \
-							 *)(a + c * as) +                                         \
-						i;                                                                \
-					__m256i t = _mm256_setzero_si256();                                       \
-					_Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) t = _mm256_add_epi32( \
-						t,                                                                \
-						_mm256_madd_epi16(                                                \
-							_mm256_maddubs_epi16(                                     \
-								wv.u[k],                                          \
-								_mm256_loadu_si256((                              \
-									const __m256i                             \
-										*)(b->qs +                        \
-										   32 * k))),                     \
-							wv.sc[k]));                                               \
-					__m256i m = _mm256_madd_epi16(                                            \
-						_mm256_loadu_si256(                                               \
-							(const __m256i *)                                         \
-								b->bsums),                                        \
-						wv.mc);                                                           \
-					acc[r][c] = _mm256_fmadd_ps(                                              \
-						_mm256_cvtepi32_ps(t),                                            \
-						_mm256_set1_ps(wv.d * b->d),                                      \
-						acc[r][c]);                                                       \
-					acc[r][c] = _mm256_fnmadd_ps(                                             \
-						_mm256_cvtepi32_ps(m),                                            \
-						_mm256_set1_ps(wv.dm * b->d),                                     \
-						acc[r][c]);                                                       \
-				}                                                                                 \
-			}                                                                                         \
-		}                                                                                                 \
-		tile_store(acc, nr, nc, s, ss);                                                                   \
+/* Vector k (values 32k..32k+31) of each format. */
+INLINE __m256i unpack_q4_K(const struct block_q4_K *b, int k)
+{
+	__m256i z = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * (k / 2)));
+	if (k % 2)
+		z = _mm256_srli_epi16(z, 4);
+	return _mm256_and_si256(z, _mm256_set1_epi8(0x0F));
+}
+
+INLINE __m256i unpack_q5_K(const struct block_q5_K *b, int k)
+{
+	__m256i z = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * (k / 2)));
+	if (k % 2)
+		z = _mm256_srli_epi16(z, 4);
+	z = _mm256_and_si256(z, _mm256_set1_epi8(0x0F));
+	__m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
+	__m256i bit = _mm256_set1_epi8((char)(1 << k));
+	__m256i hb = _mm256_and_si256(
+		_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit),
+		_mm256_set1_epi8(0x10));
+	return _mm256_or_si256(z, hb);
+}
+
+INLINE __m256i unpack_q6_K(const struct block_q6_K *b, int k)
+{
+	int h = k / 4, q = k % 4;
+	__m256i ql = _mm256_loadu_si256(
+		(const __m256i *)(b->ql + 64 * h + 32 * (q & 1)));
+	if (q >= 2)
+		ql = _mm256_srli_epi16(ql, 4);
+	__m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+	if (q)
+		qh = _mm256_srli_epi16(qh, 2 * q);
+	return _mm256_or_si256(
+		_mm256_and_si256(ql, _mm256_set1_epi8(0x0F)),
+		_mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)),
+				  4));
+}
+
+INLINE __m256i unpack_q3_K(const struct block_q3_K *b, int k)
+{
+	int h = k / 4, s = k % 4;
+	__m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+	if (s)
+		qs = _mm256_srli_epi16(qs, 2 * s);
+	__m256i low = _mm256_and_si256(qs, _mm256_set1_epi8(0x03));
+	__m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+	__m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + s)));
+	__m256i hi = _mm256_and_si256(
+		_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit),
+		_mm256_set1_epi8(0x04));
+	return _mm256_or_si256(low, hi);
+}
+
+INLINE __m256i unpack_q2_K(const struct block_q2_K *b, int k)
+{
+	int h = k / 4, s = k % 4;
+	__m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * h));
+	if (s)
+		qs = _mm256_srli_epi16(qs, 2 * s);
+	return _mm256_and_si256(qs, _mm256_set1_epi8(0x03));
+}
+
+/* Scale vector of vector k: one scale per 32 (K4) or two per 16. */
+INLINE __m256i scale_k4(const struct khead *h, int k)
+{
+	const char lo = (char)(2 * k), hi = (char)(2 * k + 1);
+	return _mm256_shuffle_epi8(
+		h->slo,
+		_mm256_setr_epi8(lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi,
+				 lo, hi, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi,
+				 lo, hi, lo, hi, lo, hi, lo, hi));
+}
+
+/* Scale 2k for the first 16 values (low lane), 2k+1 for the next. */
+INLINE __m256i scale_16(const struct khead *h, int k)
+{
+	const char a = (char)(2 * ((2 * k) % 8)), b = (char)(a + 1);
+	const char c = (char)(2 * ((2 * k + 1) % 8)), d = (char)(c + 1);
+	return _mm256_shuffle_epi8(k < 4 ? h->slo : h->shi,
+				   _mm256_setr_epi8(a, b, a, b, a, b, a, b, a,
+						    b, a, b, a, b, a, b, c, d,
+						    c, d, c, d, c, d, c, d, c,
+						    d, c, d, c, d));
+}
+
+#define K_KERNEL(NAME, WT, HEAD, UNPACK, SCALE)                                                        \
+	INLINE void NAME(int64_t n, const uint8_t *w, size_t ws,                                       \
+			 const uint8_t *a, size_t as, float *s, size_t ss,                             \
+			 const int nr, const int nc)                                                   \
+	{                                                                                              \
+		__m256 acc[MR][NR];                                                                    \
+		_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+			_Pragma("GCC unroll 2") for (int c = 0; c < nc; c++)                           \
+				acc[r][c] = _mm256_setzero_ps();                                       \
+		for (int64_t i = 0; i < n / QK_K; i++) {                                               \
+			_Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                           \
+			{                                                                              \
+				const WT *b = (const WT *)(w + r * ws) + i;                            \
+				prefetch_row_ahead((const uint8_t *)b, ws,                             \
+						   (int)sizeof(WT));                                   \
+				struct khead hd;                                                       \
+				HEAD(b, &hd);                                                          \
+				const struct block_q8_K *ab[NR];                                       \
+				__m256i t[NR];                                                         \
+				_Pragma("GCC unroll 2") for (int c = 0;                                \
+							     c < nc; c++)                              \
+				{                                                                      \
+					ab[c] = (const struct block_q8_K                               \
+							 *)(a + c * as) +                              \
+						i;                                                     \
+					t[c] = _mm256_setzero_si256();                                 \
+				}                                                                      \
+				_Pragma("GCC unroll 8") for (int k = 0; k < 8;                         \
+							     k++)                                      \
+				{                                                                      \
+					__m256i u = UNPACK(b, k);                                      \
+					__m256i sc = SCALE(&hd, k);                                    \
+					_Pragma("GCC unroll 2") for (                                  \
+						int c = 0; c < nc; c++) t[c] =                         \
+						_mm256_add_epi32(                                      \
+							t[c],                                          \
+							_mm256_madd_epi16(                             \
+								_mm256_maddubs_epi16(                  \
+									u,                             \
+									_mm256_loadu_si256((           \
+										const __m256i          \
+											*)(ab[c]->qs + \
+											   32 * k))),  \
+								sc));                                  \
+				}                                                                      \
+				_Pragma("GCC unroll 2") for (int c = 0;                                \
+							     c < nc; c++)                              \
+				{                                                                      \
+					__m256i m = _mm256_madd_epi16(                                 \
+						_mm256_loadu_si256(                                    \
+							(const __m256i *)ab[c]                         \
+								->bsums),                              \
+						hd.mc);                                                \
+					acc[r][c] = _mm256_fmadd_ps(                                   \
+						_mm256_cvtepi32_ps(t[c]),                              \
+						_mm256_set1_ps(hd.d *                                  \
+							       ab[c]->d),                              \
+						acc[r][c]);                                            \
+					acc[r][c] = _mm256_fnmadd_ps(                                  \
+						_mm256_cvtepi32_ps(m),                                 \
+						_mm256_set1_ps(hd.dm *                                 \
+							       ab[c]->d),                              \
+						acc[r][c]);                                            \
+				}                                                                      \
+			}                                                                              \
+		}                                                                                      \
+		tile_store(acc, nr, nc, s, ss);                                                        \
 	}
 
-K_KERNEL(k_q2_K, struct block_q2_K, dec_q2_K)
-K_KERNEL(k_q3_K, struct block_q3_K, dec_q3_K)
-K_KERNEL(k_q4_K, struct block_q4_K, dec_q4_K)
-K_KERNEL(k_q5_K, struct block_q5_K, dec_q5_K)
-K_KERNEL(k_q6_K, struct block_q6_K, dec_q6_K)
+K_KERNEL(k_q2_K, struct block_q2_K, head_q2_K, unpack_q2_K, scale_16)
+K_KERNEL(k_q3_K, struct block_q3_K, head_q3_K, unpack_q3_K, scale_16)
+K_KERNEL(k_q4_K, struct block_q4_K, head_q4_K, unpack_q4_K, scale_k4)
+K_KERNEL(k_q5_K, struct block_q5_K, head_q5_K, unpack_q5_K, scale_k4)
+K_KERNEL(k_q6_K, struct block_q6_K, head_q6_K, unpack_q6_K, scale_16)
 
 /* ---- float formats ---------------------------------------------------- */
 

@@ -738,6 +738,110 @@ static void test_gemm_token_blocks(void)
 }
 
 /*
+ * Row lengths the vector loops do not divide (legacy: not a multiple of
+ * 128; float: not a multiple of 16): the tails go through the scalar dot,
+ * in every path (decode GEMV, blocked GEMM, tiles) and tier.
+ */
+static void test_matmul_tails(void)
+{
+	static const struct {
+		enum slm_dtype type;
+		int64_t n_in;
+	} cases[] = {
+		{SLM_DTYPE_Q4_0, 96},  {SLM_DTYPE_Q4_1, 224},
+		{SLM_DTYPE_Q5_0, 160}, {SLM_DTYPE_Q5_1, 96},
+		{SLM_DTYPE_Q8_0, 224}, {SLM_DTYPE_F32, 200},
+		{SLM_DTYPE_F16, 72},   {SLM_DTYPE_BF16, 200},
+	};
+	static const int64_t token_counts[] = {1, 3, 9};
+	struct slm_threadpool_params pp = {.n_threads = 2, .spin_ns = 100000};
+	struct slm_error err = {0};
+	struct slm_threadpool *pool = slm_threadpool_create(&pp, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+	struct slm_test_rng rng = {31337};
+	enum slm_simd saved = slm_quant_simd();
+	const int64_t n_out = 19;
+	for (size_t ci = 0; ci < SLM_ARRAY_LEN(cases); ci++) {
+		enum slm_dtype wt = cases[ci].type;
+		int64_t n_in = cases[ci].n_in;
+		float *xw = normal_vec(&rng, n_in * n_out, 0.05);
+		size_t wrow = row_size(wt, n_in);
+		uint8_t *wd = malloc(wrow * (size_t)n_out);
+		for (int64_t o = 0; o < n_out; o++)
+			slm_quantize_ref(wt, xw + o * n_in,
+					 wd + (size_t)o * wrow, n_in);
+		struct slm_matrix m = {wt, n_in, n_out, wd, wrow};
+		enum slm_dtype at =
+			slm_quant_traits_at(wt, SLM_SIMD_SCALAR)->vec_dot_type;
+		size_t arow = row_size(at, n_in);
+		for (size_t ti = 0; ti < SLM_ARRAY_LEN(token_counts); ti++) {
+			int64_t nt = token_counts[ti];
+			float *x = normal_vec(&rng, n_in * nt, 1.0);
+			float *y = calloc((size_t)(nt * n_out), sizeof(float));
+			uint8_t *ab = malloc(arow);
+			float *fa = malloc((size_t)n_in * sizeof(float));
+			float *fw = malloc((size_t)n_in * sizeof(float));
+			for (int s = 0; s < SLM_SIMD__COUNT; s++) {
+				if (!slm_cpu_has_simd((enum slm_simd)s))
+					continue;
+				slm_quant_set_simd((enum slm_simd)s);
+				run_matmul(pool, &m, x, nt, y);
+				int bad = 0;
+				for (int64_t t = 0; t < nt; t++) {
+					slm_quant_traits_at(at, SLM_SIMD_SCALAR)
+						->from_float(x + t * n_in, ab,
+							     n_in);
+					slm_dequantize(at, ab, fa, n_in);
+					for (int64_t o = 0; o < n_out; o++) {
+						slm_dequantize(
+							wt,
+							wd + (size_t)o * wrow,
+							fw, n_in);
+						double d = 0, mg = 0;
+						for (int64_t i = 0; i < n_in;
+						     i++) {
+							d += (double)fw[i] *
+							     fa[i];
+							mg += fabs(
+								(double)fw[i] *
+								fa[i]);
+						}
+						mg += x1_slack(
+							      wt,
+							      wd + (size_t)o *
+									      wrow,
+							      at, ab, n_in) /
+						      2e-5;
+						if (!(fabs(y[t * n_out + o] -
+							   d) <=
+						      dot_tolerance(wt, mg)))
+							bad++;
+					}
+				}
+				if (bad)
+					printf("\n    %s %s n_in %lld, %lld "
+					       "tokens: "
+					       "%d bad\n",
+					       slm_simd_name((enum slm_simd)s),
+					       slm_dtype_name(wt),
+					       (long long)n_in, (long long)nt,
+					       bad);
+				CU_ASSERT_EQUAL(bad, 0);
+			}
+			free(x);
+			free(y);
+			free(ab);
+			free(fa);
+			free(fw);
+		}
+		free(xw);
+		free(wd);
+	}
+	slm_quant_set_simd(saved);
+	slm_threadpool_destroy(pool);
+}
+
+/*
  * Products of different weight types back to back between two barriers
  * (Q K V with a Q6_K V in a Q4_K_M layer): with each thread's own
  * scratch (slm_matmul_compute_local) every product equals the same
@@ -955,7 +1059,7 @@ SLM_SUITE("quant", NULL, NULL, {"fp16", test_fp16}, {"bf16", test_bf16},
 	  {"round_trip", test_round_trip},
 	  {"act_quantizers", test_act_quantizers},
 	  {"dot_random", test_dot_random}, {"dot_exact", test_dot_exact},
-	  {"matmul", test_matmul},
+	  {"matmul", test_matmul}, {"matmul_tails", test_matmul_tails},
 	  {"gemm_token_blocks", test_gemm_token_blocks},
 	  {"matmul_check", test_matmul_check},
 	  {"matmul_back_to_back", test_matmul_back_to_back},
