@@ -5,10 +5,10 @@
  * Attention works on chunks of 16 positions: the transposed K of a block
  * (kv.h) gives, per head element e, the 16 keys' element e as one vector,
  * so a chunk's 16 scores for a query row are 16-lane multiply-adds of a
- * broadcast q[e] with those vectors: no horizontal sums.  Up to 8 query
- * rows share each key load.  Values are accumulated per row in registers
- * over 64 head elements (4 vectors) at a time, 4 rows sharing each value
- * load.
+ * broadcast q[e] with those vectors: no horizontal sums.  Every query
+ * row of a tile (up to 16) shares each key load.  Values are accumulated
+ * per row in registers over 64 head elements (4 vectors) at a time, 6
+ * rows sharing each value load.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -68,14 +68,15 @@ static ALWAYS_INLINE void scores_rows(const struct slm_attn_args *a, int R,
 {
 	const uint32_t d = a->head_dim;
 	const size_t elt = f16 ? 2 : 4;
-	__m512 acc[8];
-#pragma GCC unroll 8
+	__m512 acc[16];
+#pragma GCC unroll 16
 	for (int r = 0; r < R; r++)
 		acc[r] = _mm512_setzero_ps();
 	const float *q = a->q + (size_t)r0 * d;
+#pragma GCC unroll 2
 	for (uint32_t e = 0; e < d; e++) {
 		__m512 k = load16(kt + (size_t)e * nb * elt, f16);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
 		for (int r = 0; r < R; r++)
 			acc[r] = _mm512_fmadd_ps(
 				_mm512_set1_ps(q[(size_t)r * d + e]), k,
@@ -87,7 +88,7 @@ static ALWAYS_INLINE void scores_rows(const struct slm_attn_args *a, int R,
 		_mm512_add_epi32(_mm512_set1_epi32((int)k0),
 				 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
 						   10, 11, 12, 13, 14, 15));
-#pragma GCC unroll 8
+#pragma GCC unroll 16
 	for (int r = 0; r < R; r++) {
 		__mmask16 ok = _mm512_cmplt_epu32_mask(
 			lane, _mm512_set1_epi32((int)a->n_keys[r0 + r]));
@@ -104,8 +105,8 @@ static ALWAYS_INLINE void values_rows(const struct slm_attn_args *a, int R,
 	const struct slm_kv_pool *kv = a->kv;
 	const uint32_t d = a->head_dim, nb = kv->p.block_tokens;
 	const size_t elt = f16 ? 2 : 4;
-	__m512 acc[4][4];
-#pragma GCC unroll 4
+	__m512 acc[6][4];
+#pragma GCC unroll 6
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
 		for (int j = 0; j < NV; j++)
@@ -123,7 +124,7 @@ static ALWAYS_INLINE void values_rows(const struct slm_attn_args *a, int R,
 				vv[j] = load16(v + ((size_t)i * d + 16 * j) *
 							       elt,
 					       f16);
-#pragma GCC unroll 4
+#pragma GCC unroll 6
 			for (int r = 0; r < R; r++) {
 				__m512 p = _mm512_set1_ps(
 					a->s[(size_t)(r0 + r) * a->s_stride +
@@ -135,7 +136,7 @@ static ALWAYS_INLINE void values_rows(const struct slm_attn_args *a, int R,
 			}
 		}
 	}
-#pragma GCC unroll 4
+#pragma GCC unroll 6
 	for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
 		for (int j = 0; j < NV; j++)
@@ -162,6 +163,39 @@ static ALWAYS_INLINE void values_nv(const struct slm_attn_args *a, int R,
 	}
 }
 
+/* Scores of every row of the tile (n_rows <= 16) for 16 keys: one pass
+ * over K whatever the row count, each key vector feeding every row. */
+static ALWAYS_INLINE void scores_all(const struct slm_attn_args *a,
+				     const uint8_t *kt, size_t nb, uint32_t k0,
+				     bool f16)
+{
+	switch (a->n_rows) {
+#define ROWS(n)                                        \
+	case n:                                        \
+		scores_rows(a, n, 0, kt, nb, k0, f16); \
+		break;
+		ROWS(1)
+		ROWS(2)
+		ROWS(3)
+		ROWS(4)
+		ROWS(5)
+		ROWS(6)
+		ROWS(7)
+		ROWS(8)
+		ROWS(9)
+		ROWS(10)
+		ROWS(11)
+		ROWS(12)
+		ROWS(13)
+		ROWS(14)
+		ROWS(15)
+	default:
+		scores_rows(a, 16, 0, kt, nb, k0, f16);
+		break;
+#undef ROWS
+	}
+}
+
 static ALWAYS_INLINE void attn_body(const struct slm_attn_args *a, bool f16)
 {
 	const struct slm_kv_pool *kv = a->kv;
@@ -180,16 +214,31 @@ static ALWAYS_INLINE void attn_body(const struct slm_attn_args *a, bool f16)
 		uint32_t r = 0;
 		for (; r + 8 <= a->n_rows; r += 8)
 			scores_rows(a, 8, r, kt, nb, k0, f16);
-		if (r + 4 <= a->n_rows) {
+		switch (a->n_rows - r) {
+		case 7:
+			scores_rows(a, 7, r, kt, nb, k0, f16);
+			break;
+		case 6:
+			scores_rows(a, 6, r, kt, nb, k0, f16);
+			break;
+		case 5:
+			scores_rows(a, 5, r, kt, nb, k0, f16);
+			break;
+		case 4:
 			scores_rows(a, 4, r, kt, nb, k0, f16);
-			r += 4;
-		}
-		if (r + 2 <= a->n_rows) {
+			break;
+		case 3:
+			scores_rows(a, 3, r, kt, nb, k0, f16);
+			break;
+		case 2:
 			scores_rows(a, 2, r, kt, nb, k0, f16);
-			r += 2;
-		}
-		if (r < a->n_rows)
+			break;
+		case 1:
 			scores_rows(a, 1, r, kt, nb, k0, f16);
+			break;
+		default:
+			break;
+		}
 	}
 	/* softmax per row; masked scores are -inf and give 0 */
 	const uint32_t nk16 = (a->max_keys + 15) & ~15u;
@@ -199,13 +248,22 @@ static ALWAYS_INLINE void attn_body(const struct slm_attn_args *a, bool f16)
 		for (uint32_t i = 0; i < nk16; i += 16)
 			m = _mm512_max_ps(m, _mm512_loadu_ps(s + i));
 		const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-		double sum = 0;
+		/* the sum in double, as ggml takes it (in another order) */
+		__m512d sum2 = _mm512_setzero_pd();
 		for (uint32_t i = 0; i < nk16; i += 16) {
 			__m512 e = exp512(
 				_mm512_sub_ps(_mm512_loadu_ps(s + i), max));
 			_mm512_storeu_ps(s + i, e);
-			sum += (double)_mm512_reduce_add_ps(e);
+			sum2 = _mm512_add_pd(
+				sum2,
+				_mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+			sum2 = _mm512_add_pd(
+				sum2,
+				_mm512_cvtps_pd(
+					_mm256_castpd_ps(_mm512_extractf64x4_pd(
+						_mm512_castps_pd(e), 1))));
 		}
+		const double sum = _mm512_reduce_add_pd(sum2);
 		const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
 		for (uint32_t i = 0; i < nk16; i += 16) {
 			__m512 p = _mm512_mul_ps(_mm512_loadu_ps(s + i), inv);
@@ -215,14 +273,27 @@ static ALWAYS_INLINE void attn_body(const struct slm_attn_args *a, bool f16)
 	/* values */
 	for (uint32_t c0 = 0; c0 < d; c0 += 64) {
 		uint32_t r = 0;
-		for (; r + 4 <= a->n_rows; r += 4)
+		for (; r + 6 <= a->n_rows; r += 6)
+			values_nv(a, 6, r, c0, f16);
+		switch (a->n_rows - r) {
+		case 5:
+			values_nv(a, 5, r, c0, f16);
+			break;
+		case 4:
 			values_nv(a, 4, r, c0, f16);
-		if (r + 2 <= a->n_rows) {
+			break;
+		case 3:
+			values_nv(a, 3, r, c0, f16);
+			break;
+		case 2:
 			values_nv(a, 2, r, c0, f16);
-			r += 2;
-		}
-		if (r < a->n_rows)
+			break;
+		case 1:
 			values_nv(a, 1, r, c0, f16);
+			break;
+		default:
+			break;
+		}
 	}
 }
 
