@@ -52,6 +52,8 @@ static void usage(FILE *out)
 		"  --bw-mb N           MiB read to measure the bandwidth "
 		"(default 512)\n"
 		"  --json              one JSON object instead of the table\n"
+		"  --profile           where each test's time goes, per "
+		"step of the forward pass\n"
 		"%s",
 		slm_engine_cli_help);
 }
@@ -75,7 +77,30 @@ struct result {
 	char name[32];
 	double mean, sd;
 	bool tg;
+	struct slm_forward_profile prof;
 };
+
+static void print_profile(const struct result *r)
+{
+	const struct slm_forward_profile *p = &r->prof;
+	double total = 0;
+	for (int s = 0; s < SLM_FWD_STEP__COUNT; s++)
+		total += p->ns[s];
+	if (!p->tokens || total <= 0)
+		return;
+	printf("\n%s: %llu calls, %llu tokens; thread time per token %.3f ms "
+	       "(%d threads)\n",
+	       r->name, (unsigned long long)p->calls,
+	       (unsigned long long)p->tokens, total / 1e6 / (double)p->tokens,
+	       p->n_threads);
+	printf("| step                          | ms/token | share |\n");
+	printf("|-------------------------------|---------:|------:|\n");
+	for (int s = 0; s < SLM_FWD_STEP__COUNT; s++)
+		printf("| %-29s | %8.4f | %4.1f%% |\n",
+		       slm_forward_step_name((enum slm_forward_step)s),
+		       p->ns[s] / 1e6 / (double)p->tokens,
+		       100 * p->ns[s] / total);
+}
 
 static double stats(const double *v, int n, double *sd)
 {
@@ -118,7 +143,7 @@ static int cmd_bench(int argc, char **argv)
 	uint32_t pp[MAX_TESTS] = {512}, tg[MAX_TESTS] = {64};
 	int n_pp = 1, n_tg = 1, reps = 5;
 	size_t bw_mb = 512;
-	bool json = false;
+	bool json = false, profile = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -129,6 +154,10 @@ static int cmd_bench(int argc, char **argv)
 			continue;
 		if (!strcmp(a, "--json")) {
 			json = true;
+			continue;
+		}
+		if (!strcmp(a, "--profile")) {
+			profile = true;
 			continue;
 		}
 		if (strcmp(a, "-p") && strcmp(a, "-n") && strcmp(a, "-r") &&
@@ -199,9 +228,13 @@ static int cmd_bench(int argc, char **argv)
 			continue;
 		uint32_t chunk = is_tg ? 1 : 0;
 		run_once(e, &seq, ids, n, chunk, logits); /* warm-up */
+		if (profile)
+			slm_forward_profile_enable(e->fwd, true);
 		for (int r = 0; r < reps; r++)
 			tps[r] = n / run_once(e, &seq, ids, n, chunk, logits);
 		struct result *R = &res[n_res++];
+		slm_forward_profile_get(e->fwd, &R->prof);
+		slm_forward_profile_enable(e->fwd, false);
 		snprintf(R->name, sizeof(R->name), "%s%u", is_tg ? "tg" : "pp",
 			 n);
 		R->mean = stats(tps, reps, &R->sd);
@@ -266,6 +299,8 @@ static int cmd_bench(int argc, char **argv)
 			printf("| %-6s | %7.2f ± %5.2f | %15s |\n", res[i].name,
 			       res[i].mean, res[i].sd, pct);
 		}
+		for (int i = 0; profile && i < n_res; i++)
+			print_profile(&res[i]);
 	}
 	slm_kv_seq_free(e->kv, &seq);
 	free(ids);

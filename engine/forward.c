@@ -27,10 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "engine/forward_int.h"
 #include "engine/matmul.h"
 #include "engine/quant.h"
+
+/* Decode-sized products (fewer tokens than this) take rows in chunks from
+ * a shared counter; bigger ones split the rows statically. */
+#define DYN_MAX_TOKENS 8
+#define DYN_CHUNKS_PER_THREAD 4
+#define DYN_MAX_ROWS 1024 /* per chunk with several tokens (ybuf) */
 
 /* Weights of one layer as the products and norms read them. */
 struct fwd_layer {
@@ -80,9 +87,17 @@ struct slm_forward {
 	uint16_t *k16;	 /* per thread [head_dim] */
 	struct attn_item *items;
 	uint32_t max_items;
-	uint32_t *out_idx;  /* [max_tokens] */
-	uint32_t *counters; /* [n_layer] attention item counters */
+	uint32_t *out_idx;     /* [max_tokens] */
+	uint32_t *counters;    /* [n_layer] attention item counters */
+	uint32_t *mm_counters; /* [8 n_layer + 1] decode row chunks */
+	float *ybuf;	       /* per thread [DYN_MAX_TOKENS][DYN_MAX_ROWS] */
 	uint64_t scratch_bytes;
+
+	/* profiling: per thread, SLM_FWD_STEP__COUNT cycle counters padded
+	 * to PROF_STRIDE; prof_on is read by the threads of a call only */
+	uint64_t *prof;
+	bool prof_on;
+	uint64_t prof_calls, prof_tokens;
 
 	/* the call in progress (written by eval before the run) */
 	const struct slm_batch *b;
@@ -91,6 +106,29 @@ struct slm_forward {
 };
 
 /* ---- helpers ------------------------------------------------------------ */
+
+#define PROF_STRIDE 16 /* counters per thread: two cache lines */
+_Static_assert(SLM_FWD_STEP__COUNT <= PROF_STRIDE, "profile stride");
+
+/* End the current step: its time goes to `step`. */
+static inline void prof(struct slm_forward *f, int ith,
+			enum slm_forward_step step, uint64_t *t)
+{
+	if (!f->prof_on)
+		return;
+	uint64_t now = slm_cycles();
+	f->prof[(size_t)ith * PROF_STRIDE + step] += now - *t;
+	*t = now;
+}
+
+/* End a step and wait for the other threads. */
+static inline void step_sync(struct slm_forward *f, int ith,
+			     enum slm_forward_step step, uint64_t *t)
+{
+	prof(f, ith, step, t);
+	slm_threadpool_barrier(f->pool);
+	prof(f, ith, SLM_FWD_WAIT, t);
+}
 
 /* Share [*lo, *hi) of n items for thread ith of nth. */
 static void split(uint32_t n, int ith, int nth, uint32_t *lo, uint32_t *hi)
@@ -332,7 +370,9 @@ int slm_forward_create(const struct slm_model *m, const struct slm_tensors *w,
 		f->act[i] = scratch(f, act_max);
 	f->work_slice = work_max;
 	f->work = work_max ? scratch(f, work_max * (size_t)f->nth) : NULL;
-	f->s_stride = ((size_t)p->n_ctx + 15) / 16 * 16;
+	/* rows of scores: n_ctx rounded up to 16, plus 16 so that the rows
+	 * of a tile do not all fall into the same cache sets */
+	f->s_stride = ((size_t)p->n_ctx + 15) / 16 * 16 + 16;
 	f->att_q = scratch(f, (size_t)f->nth * SLM_ATTN_MAX_ROWS * D * fl);
 	f->att_s = scratch(f, (size_t)f->nth * SLM_ATTN_MAX_ROWS * f->s_stride *
 				      fl);
@@ -343,6 +383,10 @@ int slm_forward_create(const struct slm_model *m, const struct slm_tensors *w,
 	f->items = scratch(f, f->max_items * sizeof(*f->items));
 	f->out_idx = scratch(f, T * sizeof(uint32_t));
 	f->counters = scratch(f, hp->n_layer * sizeof(uint32_t));
+	f->mm_counters = scratch(f, (8 * hp->n_layer + 1) * sizeof(uint32_t));
+	f->ybuf = scratch(f, (size_t)f->nth * DYN_MAX_TOKENS * DYN_MAX_ROWS *
+				     sizeof(float));
+	f->prof = scratch(f, (size_t)f->nth * PROF_STRIDE * sizeof(uint64_t));
 	if (!f->x || !f->xb || !f->q || !f->kc || !f->vc || !f->att || !f->hb ||
 	    !f->hb2 || !f->tmp || !f->rope || !f->act[0] || !f->act[1] ||
 	    !f->act[2] || (work_max && !f->work) || !f->att_q || !f->att_s ||
@@ -532,19 +576,59 @@ static void attention(struct slm_forward *f, uint32_t l, int ith)
 	}
 }
 
-/* This thread's share of y = W x (x quantized in act). */
+/*
+ * This thread's share of y = W x (x quantized in act).  Prefill splits
+ * the rows evenly: every thread streams one contiguous range.  Decode is
+ * bound by memory, and a thread that loses its core for a while (a busy
+ * machine, the dataplane thread sharing a worker core on a small box)
+ * would leave the others waiting at the next barrier: so its rows go in
+ * chunks of about 1 / (4 nth) of the matrix, each taken from product
+ * `id`'s counter by whichever thread is free, a long stream each.  With
+ * several tokens a chunk's outputs are written to the thread's ybuf
+ * ([tokens][chunk]) and then into y's rows.
+ */
 static void matmul_share(struct slm_forward *f, const struct slm_matrix *w,
 			 const uint8_t *act, uint32_t n_tokens, float *y,
-			 int ith)
+			 int ith, uint32_t id)
 {
 	void *mine = f->work ? f->work + f->work_slice * (size_t)ith : NULL;
-	slm_matmul_compute_local(w, act, n_tokens, y, mine, ith, f->nth);
+	if (n_tokens >= DYN_MAX_TOKENS || f->nth == 1) {
+		slm_matmul_compute_local(w, act, n_tokens, y, mine, ith,
+					 f->nth);
+		return;
+	}
+	int64_t rows = (w->n_out + DYN_CHUNKS_PER_THREAD * f->nth - 1) /
+		       (DYN_CHUNKS_PER_THREAD * f->nth);
+	rows = (rows + 15) / 16 * 16;
+	if (n_tokens > 1 && rows > DYN_MAX_ROWS)
+		rows = DYN_MAX_ROWS;
+	float *ybuf = f->ybuf + (size_t)ith * DYN_MAX_ROWS * DYN_MAX_TOKENS;
+	for (;;) {
+		int64_t r0 = (int64_t)__atomic_fetch_add(&f->mm_counters[id], 1,
+							 __ATOMIC_RELAXED) *
+			     rows;
+		if (r0 >= w->n_out)
+			break;
+		struct slm_matrix sub = *w;
+		sub.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+		sub.n_out = SLM_MIN(rows, w->n_out - r0);
+		if (n_tokens == 1) {
+			slm_matmul_compute_local(&sub, act, 1, y + r0, mine, 0,
+						 1);
+			continue;
+		}
+		slm_matmul_compute_local(&sub, act, n_tokens, ybuf, mine, 0, 1);
+		for (uint32_t t = 0; t < n_tokens; t++)
+			memcpy(y + (size_t)t * (size_t)w->n_out + (size_t)r0,
+			       ybuf + (size_t)t * (size_t)sub.n_out,
+			       (size_t)sub.n_out * sizeof(float));
+	}
 }
 
 static void fwd_task(void *arg, int ith, int nth)
 {
 	struct slm_forward *f = arg;
-	struct slm_threadpool *pool = f->pool;
+	uint64_t t0 = f->prof_on ? slm_cycles() : 0;
 	const uint32_t n = f->n_tok, E = f->hp.n_embd, FF = f->hp.n_ff;
 	const float eps = f->hp.rms_eps;
 	uint32_t lo, hi;
@@ -555,7 +639,7 @@ static void fwd_task(void *arg, int ith, int nth)
 		rope_cache(f, f->b->pos[t],
 			   f->rope + (size_t)t * f->hp.head_dim);
 	}
-	slm_threadpool_barrier(pool);
+	step_sync(f, ith, SLM_FWD_EMBED, &t0);
 
 	uint32_t nt = n; /* rows still computed (the last layer: outputs) */
 	/* f->tmp holds the down projection's output, not yet added to x */
@@ -577,24 +661,28 @@ static void fwd_task(void *arg, int ith, int nth)
 			quantize_rows(&L->wk, f->xb, lo, hi, f->act[L->k_act]);
 		if (L->v_act && L->v_act != L->k_act)
 			quantize_rows(&L->wv, f->xb, lo, hi, f->act[L->v_act]);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_NORM, &t0);
 
-		matmul_share(f, &L->wq, f->act[0], nt, f->q, ith);
-		matmul_share(f, &L->wk, f->act[L->k_act], nt, f->kc, ith);
-		matmul_share(f, &L->wv, f->act[L->v_act], nt, f->vc, ith);
-		slm_threadpool_barrier(pool);
+		matmul_share(f, &L->wq, f->act[0], nt, f->q, ith, 8 * l);
+		matmul_share(f, &L->wk, f->act[L->k_act], nt, f->kc, ith,
+			     8 * l + 1);
+		matmul_share(f, &L->wv, f->act[L->v_act], nt, f->vc, ith,
+			     8 * l + 2);
+		step_sync(f, ith, SLM_FWD_QKV, &t0);
 
 		for (uint32_t t = lo; t < hi; t++)
 			qkv_post(f, l, t, ith);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_ROPE, &t0);
 
 		attention(f, l, ith);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_ATTN, &t0);
 
 		if (last) {
 			/* only the rows whose logits are wanted go on */
-			if (!f->n_out)
+			if (!f->n_out) {
+				prof(f, ith, SLM_FWD_ATTN, &t0);
 				return;
+			}
 			if (f->n_out < nt) {
 				if (ith == 0)
 					for (uint32_t j = 0; j < f->n_out;
@@ -615,16 +703,16 @@ static void fwd_task(void *arg, int ith, int nth)
 						       E * sizeof(float));
 					}
 				nt = f->n_out;
-				slm_threadpool_barrier(pool);
+				step_sync(f, ith, SLM_FWD_NORM, &t0);
 				split(nt, ith, nth, &lo, &hi);
 			}
 		}
 
 		/* quantize the heads for Wo */
 		quantize_rows(&L->wo, f->att, lo, hi, f->act[0]);
-		slm_threadpool_barrier(pool);
-		matmul_share(f, &L->wo, f->act[0], nt, f->tmp, ith);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_NORM, &t0);
+		matmul_share(f, &L->wo, f->act[0], nt, f->tmp, ith, 8 * l + 3);
+		step_sync(f, ith, SLM_FWD_WO, &t0);
 
 		/* residual, FFN norm, quantize for gate and up */
 		for (uint32_t t = lo; t < hi; t++) {
@@ -635,18 +723,20 @@ static void fwd_task(void *arg, int ith, int nth)
 		quantize_rows(&L->gate, f->xb, lo, hi, f->act[0]);
 		if (L->up_act)
 			quantize_rows(&L->up, f->xb, lo, hi, f->act[1]);
-		slm_threadpool_barrier(pool);
-		matmul_share(f, &L->gate, f->act[0], nt, f->hb, ith);
-		matmul_share(f, &L->up, f->act[L->up_act], nt, f->hb2, ith);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_NORM, &t0);
+		matmul_share(f, &L->gate, f->act[0], nt, f->hb, ith, 8 * l + 4);
+		matmul_share(f, &L->up, f->act[L->up_act], nt, f->hb2, ith,
+			     8 * l + 5);
+		step_sync(f, ith, SLM_FWD_GATE_UP, &t0);
 
 		for (uint32_t t = lo; t < hi; t++)
 			f->k.swiglu(FF, f->hb + (size_t)t * FF,
 				    f->hb2 + (size_t)t * FF);
 		quantize_rows(&L->down, f->hb, lo, hi, f->act[0]);
-		slm_threadpool_barrier(pool);
-		matmul_share(f, &L->down, f->act[0], nt, f->tmp, ith);
-		slm_threadpool_barrier(pool);
+		step_sync(f, ith, SLM_FWD_SWIGLU, &t0);
+		matmul_share(f, &L->down, f->act[0], nt, f->tmp, ith,
+			     8 * l + 6);
+		step_sync(f, ith, SLM_FWD_DOWN, &t0);
 		pending = true;
 	}
 
@@ -657,8 +747,10 @@ static void fwd_task(void *arg, int ith, int nth)
 		rmsnorm(f->xb + (size_t)t * E, x, f->out_norm, E, eps);
 	}
 	quantize_rows(&f->out, f->xb, lo, hi, f->act[0]);
-	slm_threadpool_barrier(pool);
-	matmul_share(f, &f->out, f->act[0], nt, f->logits, ith);
+	step_sync(f, ith, SLM_FWD_NORM, &t0);
+	matmul_share(f, &f->out, f->act[0], nt, f->logits, ith,
+		     8 * f->hp.n_layer);
+	prof(f, ith, SLM_FWD_LOGITS, &t0);
 }
 
 /* ---- a call ---------------------------------------------------------------- */
@@ -773,11 +865,54 @@ int slm_forward_eval(struct slm_forward *f, const struct slm_batch *b,
 		return rc;
 	plan_attention(f, b);
 	memset(f->counters, 0, f->hp.n_layer * sizeof(uint32_t));
+	memset(f->mm_counters, 0, (8 * f->hp.n_layer + 1) * sizeof(uint32_t));
 	f->b = b;
 	f->n_tok = b->n_tokens;
 	f->n_out = n_out;
 	f->logits = logits;
 	slm_threadpool_run(f->pool, fwd_task, f);
 	f->b = NULL;
+	if (f->prof_on) {
+		f->prof_calls++;
+		f->prof_tokens += b->n_tokens;
+	}
 	return 0;
+}
+
+const char *slm_forward_step_name(enum slm_forward_step s)
+{
+	static const char *const names[SLM_FWD_STEP__COUNT] = {
+		[SLM_FWD_EMBED] = "embedding, RoPE angles",
+		[SLM_FWD_NORM] = "norms, residuals, quantizing",
+		[SLM_FWD_QKV] = "Q K V products",
+		[SLM_FWD_ROPE] = "bias, RoPE, KV stores",
+		[SLM_FWD_ATTN] = "attention",
+		[SLM_FWD_WO] = "output projection",
+		[SLM_FWD_GATE_UP] = "gate and up products",
+		[SLM_FWD_SWIGLU] = "SwiGLU, quantizing",
+		[SLM_FWD_DOWN] = "down product",
+		[SLM_FWD_LOGITS] = "final norm, logits",
+		[SLM_FWD_WAIT] = "waiting at barriers",
+	};
+	return (unsigned)s < SLM_FWD_STEP__COUNT ? names[s] : "?";
+}
+
+void slm_forward_profile_enable(struct slm_forward *f, bool on)
+{
+	memset(f->prof, 0, (size_t)f->nth * PROF_STRIDE * sizeof(uint64_t));
+	f->prof_calls = f->prof_tokens = 0;
+	f->prof_on = on;
+}
+
+void slm_forward_profile_get(const struct slm_forward *f,
+			     struct slm_forward_profile *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->calls = f->prof_calls;
+	out->tokens = f->prof_tokens;
+	out->n_threads = f->nth;
+	for (int t = 0; t < f->nth; t++)
+		for (int s = 0; s < SLM_FWD_STEP__COUNT; s++)
+			out->ns[s] += (double)slm_cycles_to_ns(
+				f->prof[(size_t)t * PROF_STRIDE + s]);
 }

@@ -101,6 +101,42 @@ void slm_forward_destroy(struct slm_forward *f);
 int slm_forward_eval(struct slm_forward *f, const struct slm_batch *b,
 		     float *logits, struct slm_error *err) SLM_MUST_CHECK;
 
+/*
+ * Where a forward pass spends its time, for benchmarks: with profiling on,
+ * every thread adds the time of each step to its own counters (a TSC read
+ * per step); waiting at the barriers that end steps is counted apart.
+ */
+enum slm_forward_step {
+	SLM_FWD_EMBED,	 /* embedding rows, RoPE angles */
+	SLM_FWD_NORM,	 /* residuals, norms, quantizing activations */
+	SLM_FWD_QKV,	 /* Q, K, V products */
+	SLM_FWD_ROPE,	 /* biases, RoPE, K and V into the cache */
+	SLM_FWD_ATTN,	 /* attention */
+	SLM_FWD_WO,	 /* output projection */
+	SLM_FWD_GATE_UP, /* gate and up products */
+	SLM_FWD_SWIGLU,	 /* SwiGLU and quantizing it */
+	SLM_FWD_DOWN,	 /* down product */
+	SLM_FWD_LOGITS,	 /* final norm and the output matrix */
+	SLM_FWD_WAIT,	 /* waiting at barriers */
+	SLM_FWD_STEP__COUNT
+};
+
+/* "attention", ... */
+const char *slm_forward_step_name(enum slm_forward_step s);
+
+struct slm_forward_profile {
+	uint64_t calls, tokens;
+	double ns[SLM_FWD_STEP__COUNT]; /* summed over the threads */
+	int n_threads;
+};
+
+/* Turn profiling on or off; either clears the counters. */
+void slm_forward_profile_enable(struct slm_forward *f, bool on);
+
+/* The counters since profiling was turned on. */
+void slm_forward_profile_get(const struct slm_forward *f,
+			     struct slm_forward_profile *out);
+
 uint32_t slm_forward_n_vocab(const struct slm_forward *f);
 uint32_t slm_forward_max_tokens(const struct slm_forward *f);
 uint32_t slm_forward_n_ctx(const struct slm_forward *f);
