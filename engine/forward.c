@@ -3,15 +3,15 @@
  * the thread pool per call.
  *
  * Every thread runs fwd_task over all layers; steps are separated by
- * barriers.  Two kinds of step:
+ * barriers.  Three kinds of step:
  *
  *   per token   norms, activation quantization, bias, RoPE, KV stores,
  *               residuals, SwiGLU: each thread takes a contiguous share of
  *               the batch's tokens (decode: one thread works, the others
  *               go on to the barrier);
- *   products    each thread computes its share of the output rows of a
- *               matrix for every token (matmul.h), reading the activations
- *               all threads quantized once;
+ *   products    the output rows of a matrix, for every token, in chunks
+ *               taken from a per-product counter (matmul_share), reading
+ *               the activations all threads quantized once (matmul.h);
  *   attention   work items of (run of tokens of one sequence, KV head),
  *               taken from a shared counter so uneven causal lengths
  *               balance.
@@ -80,7 +80,7 @@ struct slm_forward {
 	size_t work_slice;
 	float *att_q;	 /* per thread [SLM_ATTN_MAX_ROWS][head_dim] */
 	float *att_s;	 /* per thread [SLM_ATTN_MAX_ROWS][s_stride] */
-	size_t s_stride; /* n_ctx rounded up to 16 */
+	size_t s_stride; /* n_ctx rounded up to 16, + 16 */
 	uint16_t *k16;	 /* per thread [head_dim] */
 	struct attn_item *items;
 	uint32_t max_items;
