@@ -145,6 +145,24 @@ SLM_CFG_KEY(DP_CLIENT_IDLE_S, "dataplane", "client_idle_s", INT, "120", 2,
 	"A client connection with no request silent this long is forgotten. "
 	"Must exceed replay_window_s.")
 
+SLM_CFG_KEY(ENGINE_BATCH, "engine", "batch", INT, "512", 1, 65536, NULL,
+	STATIC,
+	"Tokens per forward pass at most: a longer prompt is evaluated in "
+	"chunks of this many tokens (llama.cpp's n_ubatch).  Sizes the "
+	"forward pass's scratch memory.")
+SLM_CFG_KEY(ENGINE_CTX, "engine", "ctx", INT, "0", 0, 16777216, NULL, STATIC,
+	"Positions of one sequence at most (prompt and generated tokens); 0 = "
+	"what the command needs, up to the model's training context.")
+
+SLM_CFG_KEY(CACHE_KV_TYPE, "cache", "kv_type", ENUM, "f16", 0, 0, "f16|f32",
+	STATIC,
+	"Element type of the KV cache: f16 (half the memory, llama.cpp's "
+	"default) or f32.")
+SLM_CFG_KEY(CACHE_BLOCK_TOKENS, "cache", "block_tokens", INT, "16", 16, 4096,
+	NULL, STATIC,
+	"Positions per KV cache block (a multiple of 16): the unit of KV "
+	"allocation and of prefix sharing.")
+
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,
 	"Path of the control socket that slmctl talks to.")

@@ -127,7 +127,7 @@ void slm_matmul_quantize(enum slm_dtype wtype, int64_t n_in, const float *x,
 }
 
 static void compute_blocked(const struct slm_matrix *w, const void *act,
-			    int64_t n_tokens, float *y, void *work, int ith,
+			    int64_t n_tokens, float *y, uint8_t *mine, int ith,
 			    int nth)
 {
 	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
@@ -135,7 +135,6 @@ static void compute_blocked(const struct slm_matrix *w, const void *act,
 	split(w->n_out, SLM_GEMM_PANEL, ith, nth, &o_lo, &o_hi);
 	if (o_lo >= o_hi)
 		return;
-	uint8_t *mine = (uint8_t *)work + gemm_thread_bytes(w) * (size_t)ith;
 	/* tokens per block: the panel decode is shared by the block */
 	const int64_t tb = slm_gemm_avx512_token_block(w->type, w->n_in);
 	for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
@@ -144,9 +143,25 @@ static void compute_blocked(const struct slm_matrix *w, const void *act,
 	}
 }
 
+size_t slm_matmul_thread_work_bytes(const struct slm_matrix *w)
+{
+	return use_blocked(w) ? gemm_thread_bytes(w) : 0;
+}
+
 void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 			int64_t n_tokens, float *y, void *work, int ith,
 			int nth)
+{
+	slm_matmul_compute_local(w, act, n_tokens, y,
+				 work ? (uint8_t *)work + gemm_thread_bytes(w) *
+								  (size_t)ith
+				      : NULL,
+				 ith, nth);
+}
+
+void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
+			      int64_t n_tokens, float *y, void *work, int ith,
+			      int nth)
 {
 	if (work && n_tokens >= GEMM_MIN_TOKENS && use_blocked(w)) {
 		compute_blocked(w, act, n_tokens, y, work, ith, nth);
@@ -164,9 +179,7 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 				w, (const uint8_t *)act + (size_t)t * act_row,
 				act_row,
 				SLM_MIN(SLM_GEMV_MAX_TOKENS, n_tokens - t), lo,
-				hi, y + (size_t)t * (size_t)w->n_out,
-				(uint8_t *)work +
-					gemm_thread_bytes(w) * (size_t)ith);
+				hi, y + (size_t)t * (size_t)w->n_out, work);
 		return;
 	}
 	const struct slm_quant_traits *t = slm_quant_traits(w->type);

@@ -77,11 +77,27 @@ void slm_matmul_quantize(enum slm_dtype wtype, int64_t n_in, const float *x,
  * Phase 2, thread ith of nth, after every thread finished phase 1 (a
  * barrier): y[t][o] for this thread's share of the outputs o and every
  * token t.  work is the whole per-thread scratch (this thread uses its
- * slice).
+ * slice).  The slice's place depends on W (its type and width), so
+ * threads that go on to another product without a barrier in between
+ * must use slm_matmul_compute_local instead: their slices of different
+ * matrices would overlap.
  */
 void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 			int64_t n_tokens, float *y, void *work, int ith,
 			int nth);
+
+/* Bytes of one thread's own scratch for products with W (0: none). */
+size_t slm_matmul_thread_work_bytes(const struct slm_matrix *w);
+
+/*
+ * Phase 2 with this thread's own scratch (at least
+ * slm_matmul_thread_work_bytes(w) bytes, used by no other thread; NULL
+ * when that is 0).  For several products in a row between two barriers
+ * (Q, K and V; gate and up), whatever their types.
+ */
+void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
+			      int64_t n_tokens, float *y, void *thread_work,
+			      int ith, int nth);
 
 /*
  * Both phases on the pool: y = W x.  act and work as above (sized for

@@ -841,6 +841,86 @@ static void test_matmul_tails(void)
 	slm_threadpool_destroy(pool);
 }
 
+/*
+ * Products of different weight types back to back between two barriers
+ * (Q K V with a Q6_K V in a Q4_K_M layer): with each thread's own
+ * scratch (slm_matmul_compute_local) every product equals the same
+ * product run alone.  (The whole-buffer form places a thread's slice by
+ * the matrix's type, so slices of the two products overlapped.)
+ */
+struct back_to_back {
+	const struct slm_matrix *a, *b;
+	const float *x;
+	int64_t nt;
+	void *act;
+	float *ya, *yb;
+	uint8_t *work;
+	size_t slice;
+	struct slm_threadpool *pool;
+};
+
+static void back_to_back_task(void *arg, int ith, int nth)
+{
+	struct back_to_back *o = arg;
+	slm_matmul_quantize(o->a->type, o->a->n_in, o->x, o->nt, o->act, ith,
+			    nth);
+	slm_threadpool_barrier(o->pool);
+	void *mine = o->slice ? o->work + o->slice * (size_t)ith : NULL;
+	slm_matmul_compute_local(o->a, o->act, o->nt, o->ya, mine, ith, nth);
+	slm_matmul_compute_local(o->b, o->act, o->nt, o->yb, mine, ith, nth);
+}
+
+static void test_matmul_back_to_back(void)
+{
+	struct slm_threadpool_params pp = {.n_threads = 2, .spin_ns = 200000};
+	struct slm_error err = {0};
+	struct slm_threadpool *pool = slm_threadpool_create(&pp, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+	struct slm_test_rng rng = {99};
+	const int64_t n_in = 256, n_out = 256, nt = 256;
+	float *xw = normal_vec(&rng, n_in * n_out, 0.05);
+	float *x = normal_vec(&rng, n_in * nt, 1.0);
+	const enum slm_dtype ta = SLM_DTYPE_Q6_K, tb = SLM_DTYPE_Q4_K;
+	size_t ra = row_size(ta, n_in), rb = row_size(tb, n_in);
+	uint8_t *wa = malloc(ra * (size_t)n_out),
+		*wb = malloc(rb * (size_t)n_out);
+	for (int64_t o = 0; o < n_out; o++) {
+		slm_quantize_ref(ta, xw + o * n_in, wa + (size_t)o * ra, n_in);
+		slm_quantize_ref(tb, xw + o * n_in, wb + (size_t)o * rb, n_in);
+	}
+	struct slm_matrix A = {ta, n_in, n_out, wa, ra};
+	struct slm_matrix B = {tb, n_in, n_out, wb, rb};
+	size_t ny = (size_t)(nt * n_out);
+	float *ra_ = malloc(ny * sizeof(float)),
+	      *rb_ = malloc(ny * sizeof(float));
+	float *ya = malloc(ny * sizeof(float)),
+	      *yb = malloc(ny * sizeof(float));
+	run_matmul(pool, &A, x, nt, ra_);
+	run_matmul(pool, &B, x, nt, rb_);
+	size_t slice = SLM_MAX(slm_matmul_thread_work_bytes(&A),
+			       slm_matmul_thread_work_bytes(&B));
+	uint8_t *work = slice ? malloc(slice * 2) : NULL;
+	void *act = malloc(slm_matmul_act_bytes(ta, n_in, nt));
+	for (int rep = 0; rep < 20; rep++) {
+		struct back_to_back o = {&A, &B, x,    nt,    act,
+					 ya, yb, work, slice, pool};
+		slm_threadpool_run(pool, back_to_back_task, &o);
+		CU_ASSERT(memcmp(ya, ra_, ny * sizeof(float)) == 0);
+		CU_ASSERT(memcmp(yb, rb_, ny * sizeof(float)) == 0);
+	}
+	free(act);
+	free(work);
+	free(ya);
+	free(yb);
+	free(ra_);
+	free(rb_);
+	free(wa);
+	free(wb);
+	free(xw);
+	free(x);
+	slm_threadpool_destroy(pool);
+}
+
 static void test_matmul_check(void)
 {
 	struct slm_error err = {0};
@@ -982,4 +1062,5 @@ SLM_SUITE("quant", NULL, NULL, {"fp16", test_fp16}, {"bf16", test_bf16},
 	  {"matmul", test_matmul}, {"matmul_tails", test_matmul_tails},
 	  {"gemm_token_blocks", test_gemm_token_blocks},
 	  {"matmul_check", test_matmul_check},
+	  {"matmul_back_to_back", test_matmul_back_to_back},
 	  {"golden_bytes", test_golden_bytes});
