@@ -25,13 +25,13 @@
 #define NO_NODE UINT32_MAX
 
 struct pnode {
-	uint32_t parent;   /* node index, or the root's (ns_root) marker */
-	uint32_t hnext;	   /* hash chain */
-	uint32_t n_child;  /* children */
-	uint32_t block;	   /* the KV block */
-	uint64_t hash;	   /* of (parent key, ids) */
-	uint64_t tick;	   /* last use */
-	struct pns *ns;	   /* its namespace */
+	uint32_t parent;    /* node index, or the root's (ns_root) marker */
+	uint32_t hnext;	    /* hash chain */
+	uint32_t n_child;   /* children */
+	uint32_t block;	    /* the KV block */
+	uint64_t hash;	    /* of (parent key, ids) */
+	uint64_t tick;	    /* last use */
+	struct pns *ns;	    /* its namespace */
 	uint32_t next_free; /* free list link while free */
 	bool used;
 };
@@ -80,8 +80,7 @@ static struct pns *ns_new(const char *name)
 	return n;
 }
 
-struct slm_prefix *slm_prefix_create(struct slm_kv_pool *pool,
-				     bool namespaces)
+struct slm_prefix *slm_prefix_create(struct slm_kv_pool *pool, bool namespaces)
 {
 	struct slm_prefix *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -426,8 +425,8 @@ bool slm_prefix_check(struct slm_prefix *t)
 		used++;
 		uint64_t h;
 		ok = slm_kv_block_refs(t->pool, n->block) >= 1 &&
-		     child_find(t, n->ns, n->parent,
-				t->ids + (size_t)i * t->N, &h) == i &&
+		     child_find(t, n->ns, n->parent, t->ids + (size_t)i * t->N,
+				&h) == i &&
 		     h == n->hash;
 		if (n->parent != NO_NODE) {
 			ok = ok && t->nodes[n->parent].used &&

@@ -63,8 +63,7 @@ struct slm_prefix_stats {
  * honour the namespace argument (else it is ignored).  Room for one node
  * per block of the pool is allocated now.  NULL when out of memory.
  */
-struct slm_prefix *slm_prefix_create(struct slm_kv_pool *pool,
-				     bool namespaces);
+struct slm_prefix *slm_prefix_create(struct slm_kv_pool *pool, bool namespaces);
 
 /* Drop every node (and the tree's references) and free the tree. */
 void slm_prefix_destroy(struct slm_prefix *t);

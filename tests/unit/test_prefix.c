@@ -34,8 +34,7 @@ static struct slm_kv_pool *make_pool(uint32_t n_blocks)
 
 /* A sequence of ids holding `n` tokens, its table reserved and n_pos
  * set (contents are not looked at here). */
-static void seq_fill(struct slm_kv_pool *pool, struct slm_kv_seq *s,
-		     uint32_t n)
+static void seq_fill(struct slm_kv_pool *pool, struct slm_kv_seq *s, uint32_t n)
 {
 	CU_ASSERT_EQUAL_FATAL(slm_kv_seq_reserve(pool, s, n), 0);
 	s->n_pos = n;
@@ -296,8 +295,8 @@ static void test_stress(void)
 			int s = (int)(slm_test_rand(&rng) % 4);
 			uint32_t keep =
 				(uint32_t)(slm_test_rand(&rng) % (3 * NB + 1));
-			l->n_ids = 1 + keep + (uint32_t)(slm_test_rand(&rng) %
-							 (2 * NB));
+			l->n_ids = 1 + keep +
+				   (uint32_t)(slm_test_rand(&rng) % (2 * NB));
 			for (uint32_t i = 0; i < l->n_ids; i++)
 				l->ids[i] = i < keep ? stems[s][i]
 						     : (int32_t)(slm_test_rand(
@@ -306,15 +305,15 @@ static void test_stress(void)
 			CU_ASSERT_EQUAL_FATAL(
 				slm_kv_seq_init(pool, &l->seq, MAX_LEN), 0);
 			uint32_t got[MAX_LEN / NB];
-			uint32_t m = slm_prefix_match(t, ns_names[l->ns],
-						      l->ids, l->n_ids, got,
-						      MAX_LEN / NB);
+			uint32_t m =
+				slm_prefix_match(t, ns_names[l->ns], l->ids,
+						 l->n_ids, got, MAX_LEN / NB);
 			/* recompute at least the last token: step back into
 			 * a shared full block (copy-on-write) */
 			uint32_t pos = SLM_MIN(m * NB, l->n_ids - 1);
-			CU_ASSERT_EQUAL_FATAL(slm_kv_seq_share(pool, &l->seq,
-							       got, m, pos),
-					      0);
+			CU_ASSERT_EQUAL_FATAL(
+				slm_kv_seq_share(pool, &l->seq, got, m, pos),
+				0);
 			l->on = true;
 			n_start++;
 			if (!compute(t, pool, l, l->n_ids)) {
@@ -327,8 +326,7 @@ static void test_stress(void)
 			}
 		} else if (op < 6 && l->n_ids < MAX_LEN) {
 			/* decode one token */
-			l->ids[l->n_ids++] =
-				(int32_t)(slm_test_rand(&rng) % 3);
+			l->ids[l->n_ids++] = (int32_t)(slm_test_rand(&rng) % 3);
 			if (!compute(t, pool, l, l->n_ids)) {
 				/* preempt the sequence (recompute later) */
 				slm_kv_seq_free(pool, &l->seq);
@@ -343,14 +341,12 @@ static void test_stress(void)
 				struct live *f = &ls[j];
 				*f = *l;
 				CU_ASSERT_EQUAL_FATAL(
-					slm_kv_seq_init(pool, &f->seq,
-							MAX_LEN),
+					slm_kv_seq_init(pool, &f->seq, MAX_LEN),
 					0);
 				CU_ASSERT_EQUAL_FATAL(
-					slm_kv_seq_share(pool, &f->seq,
-							 l->seq.blocks,
-							 l->seq.n_blocks,
-							 l->seq.n_pos),
+					slm_kv_seq_share(
+						pool, &f->seq, l->seq.blocks,
+						l->seq.n_blocks, l->seq.n_pos),
 					0);
 				if (f->n_ids < MAX_LEN)
 					f->ids[f->n_ids++] = 77;
@@ -369,8 +365,8 @@ static void test_stress(void)
 		} else if (slm_test_rand(&rng) % 50 == 0) {
 			slm_prefix_flush(t);
 		} else {
-			slm_prefix_evict(t, (uint32_t)(slm_test_rand(&rng) %
-						       POOL));
+			slm_prefix_evict(
+				t, (uint32_t)(slm_test_rand(&rng) % POOL));
 		}
 		if (!check_all(t, pool, ls))
 			bad_step = step;
