@@ -84,7 +84,7 @@ done
 if "$BIN/slm" help | grep -q '^  run '; then
 	for args in "--temp 0 --seed 1" "--temp 0.8 --seed 42" "--temp 1.2 --top-k 20 --seed 7"; do
 		# shellcheck disable=SC2086
-		"$BIN/slm" run -m "$MODEL" --json $args --max-tokens 32 "Once upon a time" \
+		"$BIN/slm" run -m "$MODEL" --json $args -n 32 -p "Once upon a time" \
 			>"$TMP/run.json" 2>"$TMP/run.err" || fail "slm run $args: $(cat "$TMP/run.err")"
 		nreq=$((nreq + 1))
 		# shellcheck disable=SC2086
