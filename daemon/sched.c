@@ -83,7 +83,8 @@ static int group_setup(struct serve_group *g, struct slm_error *err)
 	g->b_want = malloc(B);
 	g->b_owner = malloc(B * sizeof(*g->b_owner));
 	g->running = calloc(s->max_running, sizeof(*g->running));
-	g->match = malloc(slm_kv_blocks_for(g->kv, s->n_ctx) * sizeof(uint32_t));
+	g->match =
+		malloc(slm_kv_blocks_for(g->kv, s->n_ctx) * sizeof(uint32_t));
 	if (!g->ws || !g->logits || !g->b_tokens || !g->b_pos || !g->b_seq ||
 	    !g->b_want || !g->b_owner || !g->running || !g->match)
 		return slm_error_set(err, SLM_ENOMEM, "out of memory");
@@ -150,7 +151,7 @@ static void running_remove(struct serve_group *g, struct serve_req *r)
 /* ---- events ------------------------------------------------------------------- */
 
 static void emit_tokens(struct serve_group *g, struct serve_req *r,
-		       const int32_t *ids, uint32_t n_ids)
+			const int32_t *ids, uint32_t n_ids)
 {
 	struct slm_event ev = {
 		.kind = SLM_EVENT_TOKENS,
@@ -208,10 +209,10 @@ static void finish(struct serve_group *g, struct serve_req *r,
 			  .generated_tokens = r->n_gen},
 		.timings = {.queue_us = us((r->t_admit ? r->t_admit : now) -
 					   r->t_submit),
-			    .prefill_us = r->t_prefill_end
-						  ? us(r->t_prefill_end -
-						       r->t_admit)
-						  : 0,
+			    .prefill_us =
+				    r->t_prefill_end
+					    ? us(r->t_prefill_end - r->t_admit)
+					    : 0,
 			    .ttft_us = r->t_first ? us(r->t_first - r->t_submit)
 						  : 0,
 			    .total_us = us(now - r->t_submit),
@@ -282,8 +283,7 @@ static bool admit_one(struct serve_group *g, struct serve_req *r)
 	}
 	if (g->prefix && !r->seq.n_blocks) {
 		uint32_t m = slm_prefix_match(g->prefix, r->ns, r->toks,
-					      r->n_toks, g->match,
-					      r->seq.cap);
+					      r->n_toks, g->match, r->seq.cap);
 		/* at least the last known token is computed: its logits */
 		uint32_t pos = SLM_MIN(m * s->block_tokens, r->n_toks - 1);
 		if (m && slm_kv_seq_share(g->kv, &r->seq, g->match, m, pos))
@@ -521,13 +521,15 @@ static void run(struct serve_group *g)
 		pthread_mutex_unlock(&g->lock);
 		uint64_t now = slm_now_ns();
 		__atomic_store_n(&g->step_begin_ns, now, __ATOMIC_RELAXED);
-		if (flush && g->prefix)
+		if (flush && g->prefix) {
+			uint32_t n = slm_prefix_flush(g->prefix);
 			SLM_INFO("sched", "group %d: cache flushed: %u blocks",
-				 g->index, slm_prefix_flush(g->prefix));
+				 g->index, n);
+		}
 		if (stop) {
 			while (g->n_running)
-				finish(g, g->running[0], SLM_FINISH_CANCELED,
-				       0, NULL);
+				finish(g, g->running[0], SLM_FINISH_CANCELED, 0,
+				       NULL);
 			while (g->wait_head)
 				finish(g, g->wait_head, SLM_FINISH_CANCELED, 0,
 				       NULL);
