@@ -3,7 +3,9 @@
  *
  * Nodes live in one array of n_blocks entries (a node holds a distinct
  * block, so there are never more), with a free list; each node's
- * block_tokens ids live in a parallel array.  Children are found through
+ * block_tokens ids live in a parallel array.  A tail node (fewer than
+ * block_tokens ids: the end of a prompt) is always a leaf; a lookup tries
+ * the full child first, then tails from the longest down.  Children are found through
  * one hash index keyed by (parent, the block's ids), chained, so a root
  * with thousands of children costs no more than a node with one.  The
  * LRU order is a use tick stamped on every node of a matched or inserted
@@ -29,6 +31,7 @@ struct pnode {
 	uint32_t hnext;	    /* hash chain */
 	uint32_t n_child;   /* children */
 	uint32_t block;	    /* the KV block */
+	uint32_t n_tok;	    /* tokens it holds: N, or fewer for a tail */
 	uint64_t hash;	    /* of (parent key, ids) */
 	uint64_t tick;	    /* last use */
 	struct pns *ns;	    /* its namespace */
@@ -149,46 +152,67 @@ static uint64_t parent_key(const struct slm_prefix *t, const struct pns *ns,
 	return parent == NO_NODE ? ns->key : t->nodes[parent].hash;
 }
 
-/* The child of (ns, parent) holding ids[0..N), or NO_NODE. */
+/* The child of (ns, parent) holding exactly ids[0..len), or NO_NODE. */
 static uint32_t child_find(const struct slm_prefix *t, const struct pns *ns,
-			   uint32_t parent, const int32_t *ids, uint64_t *hash)
+			   uint32_t parent, const int32_t *ids, uint32_t len,
+			   uint64_t *hash)
 {
-	uint64_t h = key_of(parent_key(t, ns, parent), ids, t->N);
+	uint64_t h = key_of(parent_key(t, ns, parent), ids, len);
 	*hash = h;
 	for (uint32_t i = t->buckets[h & (t->n_buckets - 1)]; i != NO_NODE;
 	     i = t->nodes[i].hnext) {
 		const struct pnode *n = &t->nodes[i];
-		if (n->hash == h && n->parent == parent && n->ns == ns &&
+		if (n->hash == h && n->n_tok == len && n->parent == parent &&
+		    n->ns == ns &&
 		    !memcmp(t->ids + (size_t)i * t->N, ids,
-			    (size_t)t->N * sizeof(int32_t)))
+			    (size_t)len * sizeof(int32_t)))
 			return i;
 	}
 	return NO_NODE;
 }
 
-/* Walk: the nodes of the longest cached prefix into path[] (room max). */
+/*
+ * Walk: the nodes of the longest cached prefix into path[] (room max):
+ * full blocks, then possibly one tail block holding the next 1..N-1
+ * tokens.  Returns the tokens matched; *n_path the nodes.
+ */
 static uint32_t walk(const struct slm_prefix *t, const struct pns *ns,
 		     const int32_t *ids, uint32_t n_ids, uint32_t *path,
-		     uint32_t max)
+		     uint32_t max, uint32_t *n_path)
 {
 	uint32_t depth = 0, parent = NO_NODE;
 	uint64_t h;
+	*n_path = 0;
 	if (!ns)
 		return 0;
 	while ((depth + 1) * (uint64_t)t->N <= n_ids) {
+		if (path && depth >= max)
+			break;
 		uint32_t c = child_find(t, ns, parent,
-					ids + (size_t)depth * t->N, &h);
+					ids + (size_t)depth * t->N, t->N, &h);
 		if (c == NO_NODE)
 			break;
-		if (path) {
-			if (depth >= max)
-				break;
+		if (path)
 			path[depth] = c;
-		}
 		depth++;
 		parent = c;
 	}
-	return depth;
+	uint32_t tokens = depth * t->N;
+	*n_path = depth;
+	if (path && depth >= max)
+		return tokens;
+	/* a tail: the longest cached one that the prompt continues */
+	uint32_t rest = SLM_MIN(n_ids - tokens, t->N - 1);
+	for (uint32_t len = rest; len >= 1; len--) {
+		uint32_t c = child_find(t, ns, parent, ids + tokens, len, &h);
+		if (c == NO_NODE)
+			continue;
+		if (path)
+			path[depth] = c;
+		*n_path = depth + 1;
+		return tokens + len;
+	}
+	return tokens;
 }
 
 uint32_t slm_prefix_match(struct slm_prefix *t, const char *ns_name,
@@ -196,28 +220,30 @@ uint32_t slm_prefix_match(struct slm_prefix *t, const char *ns_name,
 			  uint32_t max)
 {
 	struct pns *ns = ns_find(t, ns_name);
-	uint32_t depth = walk(t, ns, ids, n_ids, blocks, max);
+	uint32_t n_path;
+	uint32_t hit = walk(t, ns, ids, n_ids, blocks, max, &n_path);
 	uint64_t tick = ++t->tick;
 	/* blocks[] holds node indexes: turn them into block ids */
-	for (uint32_t i = 0; i < depth; i++) {
+	for (uint32_t i = 0; i < n_path; i++) {
 		struct pnode *n = &t->nodes[blocks[i]];
 		n->tick = tick;
 		blocks[i] = n->block;
 	}
 	t->st.lookups++;
-	uint64_t hit = (uint64_t)depth * t->N;
 	t->st.hit_tokens += hit;
 	t->st.miss_tokens += n_ids - hit;
-	return depth;
+	return hit;
 }
 
 uint32_t slm_prefix_peek(struct slm_prefix *t, const char *ns_name,
 			 const int32_t *ids, uint32_t n_ids)
 {
+	uint32_t n_path;
 	pthread_mutex_lock(&t->lock);
-	uint32_t depth = walk(t, ns_find(t, ns_name), ids, n_ids, NULL, 0);
+	uint32_t hit =
+		walk(t, ns_find(t, ns_name), ids, n_ids, NULL, 0, &n_path);
 	pthread_mutex_unlock(&t->lock);
-	return depth * t->N;
+	return hit;
 }
 
 static void hash_add(struct slm_prefix *t, uint32_t i)
@@ -252,9 +278,11 @@ uint32_t slm_prefix_insert(struct slm_prefix *t, const char *ns_name,
 		ns->next = t->ns_list;
 		t->ns_list = ns;
 	}
-	for (uint32_t d = 0; (d + 1) * (uint64_t)t->N <= n_ids; d++) {
+	const uint32_t full = n_ids / t->N, tail = n_ids % t->N;
+	for (uint32_t d = 0; d < full + (tail > 0); d++) {
 		const int32_t *bid = ids + (size_t)d * t->N;
-		uint32_t c = child_find(t, ns, parent, bid, &h);
+		const uint32_t len = d < full ? t->N : tail;
+		uint32_t c = child_find(t, ns, parent, bid, len, &h);
 		if (c == NO_NODE) {
 			if (t->free_head == NO_NODE)
 				break; /* cannot happen: a node per block */
@@ -265,10 +293,11 @@ uint32_t slm_prefix_insert(struct slm_prefix *t, const char *ns_name,
 			n->used = true;
 			n->parent = parent;
 			n->block = blocks[d];
+			n->n_tok = len;
 			n->hash = h;
 			n->ns = ns;
 			memcpy(t->ids + (size_t)c * t->N, bid,
-			       (size_t)t->N * sizeof(int32_t));
+			       (size_t)len * sizeof(int32_t));
 			hash_add(t, c);
 			if (parent == NO_NODE)
 				ns->n_child++;
@@ -425,11 +454,14 @@ bool slm_prefix_check(struct slm_prefix *t)
 		used++;
 		uint64_t h;
 		ok = slm_kv_block_refs(t->pool, n->block) >= 1 &&
+		     n->n_tok >= 1 && n->n_tok <= t->N &&
+		     (n->n_tok == t->N || n->n_child == 0) &&
 		     child_find(t, n->ns, n->parent, t->ids + (size_t)i * t->N,
-				&h) == i &&
+				n->n_tok, &h) == i &&
 		     h == n->hash;
 		if (n->parent != NO_NODE) {
 			ok = ok && t->nodes[n->parent].used &&
+			     t->nodes[n->parent].n_tok == t->N &&
 			     t->nodes[n->parent].ns == n->ns;
 			children[n->parent]++;
 		}

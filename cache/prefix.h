@@ -2,8 +2,9 @@
  * prefix.h: the prompt-prefix cache of one worker group and one model: a
  * radix tree over token ids, at the granularity of KV blocks.
  *
- * Every node below a root stands for one full KV block (cache/kv.h): the
- * block_tokens token ids it holds the keys and values of, and the block
+ * Every node below a root stands for one KV block (cache/kv.h): the
+ * token ids (block_tokens, or fewer in a tail) it holds the keys and
+ * values of, and the block
  * itself, on which the tree holds one reference.  The path from a root to
  * a node spells a prompt prefix; the block of the node at depth i holds
  * positions [i N, (i + 1) N) of any sequence that starts with that
@@ -11,10 +12,13 @@
  * both fixed by the path).  So a new request walks the tree along its
  * prompt, takes the blocks of the longest matching path (a reference
  * each: slm_kv_seq_share), and computes only the rest.  After a prefill,
- * the sequence's full blocks are inserted; blocks the tree already holds
- * for the same tokens are kept as they are.  Only full blocks are cached:
- * a sequence never writes into them again, so a cached block is
- * immutable (partly filled blocks are shared only by copy-on-write).
+ * the sequence's blocks are inserted; blocks the tree already holds for
+ * the same tokens are kept as they are.  The last block of a prompt is
+ * usually partly filled: it goes in as a tail node (a leaf holding fewer
+ * than block_tokens tokens), so the same prompt again recomputes one
+ * token, not up to a block.  A block in the tree is never written again:
+ * the tree's reference makes it shared, and whoever appends to a shared
+ * block copies it first (copy-on-write, cache/kv.h).
  *
  * Eviction: when the pool runs low, the scheduler asks for blocks back;
  * the tree drops least recently used leaves whose block nobody else
@@ -69,12 +73,12 @@ struct slm_prefix *slm_prefix_create(struct slm_kv_pool *pool, bool namespaces);
 void slm_prefix_destroy(struct slm_prefix *t);
 
 /*
- * The longest cached prefix of ids[0..n_ids) in namespace ns, in whole
- * blocks: writes the block ids to blocks[] (room for max) and returns
- * how many (the prefix is that many times block_tokens tokens).  Marks
- * the path as used (LRU) and counts a lookup with its hit and miss
- * tokens.  Takes no reference: take them (slm_kv_seq_share) before
- * anything else may evict.
+ * The longest cached prefix of ids[0..n_ids) in namespace ns: returns its
+ * length in tokens and writes the ids of the blocks holding it to
+ * blocks[] (ceil(tokens / N) of them; room for max).  Marks the path as
+ * used (LRU) and counts a lookup with its hit and miss tokens.  Takes no
+ * reference: take them (slm_kv_seq_share) before anything else may
+ * evict.
  */
 uint32_t slm_prefix_match(struct slm_prefix *t, const char *ns,
 			  const int32_t *ids, uint32_t n_ids, uint32_t *blocks,
@@ -86,10 +90,10 @@ uint32_t slm_prefix_peek(struct slm_prefix *t, const char *ns,
 			 const int32_t *ids, uint32_t n_ids);
 
 /*
- * Index the full blocks of a sequence: ids[0..n_ids) are its first n_ids
- * tokens and blocks[] its block table (positions [0, n_ids) valid).  The
- * first floor(n_ids / N) blocks are inserted where the tree lacks them,
- * with a reference each.  Returns the blocks added.
+ * Index a sequence: ids[0..n_ids) are its first n_ids tokens and blocks[]
+ * its block table (positions [0, n_ids) valid).  Its full blocks, and the
+ * partly filled last one as a tail, are inserted where the tree lacks
+ * them, with a reference each.  Returns the blocks added.
  */
 uint32_t slm_prefix_insert(struct slm_prefix *t, const char *ns,
 			   const int32_t *ids, uint32_t n_ids,

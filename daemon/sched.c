@@ -282,11 +282,13 @@ static bool admit_one(struct serve_group *g, struct serve_req *r)
 		r->seq_init = true;
 	}
 	if (g->prefix && !r->seq.n_blocks) {
-		uint32_t m = slm_prefix_match(g->prefix, r->ns, r->toks,
-					      r->n_toks, g->match, r->seq.cap);
+		uint32_t hit =
+			slm_prefix_match(g->prefix, r->ns, r->toks, r->n_toks,
+					 g->match, r->seq.cap);
 		/* at least the last known token is computed: its logits */
-		uint32_t pos = SLM_MIN(m * s->block_tokens, r->n_toks - 1);
-		if (m && slm_kv_seq_share(g->kv, &r->seq, g->match, m, pos))
+		uint32_t pos = SLM_MIN(hit, r->n_toks - 1);
+		uint32_t nb = slm_kv_blocks_for(g->kv, pos);
+		if (nb && slm_kv_seq_share(g->kv, &r->seq, g->match, nb, pos))
 			SLM_ASSERT(!"share into an empty table");
 		if (!r->admitted_once)
 			r->n_cached = SLM_MIN(pos, r->n_prompt);

@@ -56,20 +56,26 @@ static void test_match_insert(void)
 	uint32_t got[8];
 	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 5 * NB, got, 8), 0);
 	seq_fill(pool, &sa, 3 * NB + 7);
-	/* only the 3 full blocks go in */
+	/* the 3 full blocks and a tail of 7 go in */
 	CU_ASSERT_EQUAL(slm_prefix_insert(t, NULL, a, 3 * NB + 7, sa.blocks),
-			3);
+			4);
 	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, sa.blocks[0]), 2);
-	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, sa.blocks[3]), 1);
+	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, sa.blocks[3]), 2);
 	/* again: nothing new */
 	CU_ASSERT_EQUAL(slm_prefix_insert(t, NULL, a, 3 * NB + 7, sa.blocks),
 			0);
-	/* the longest prefix, in whole blocks, and not beyond max */
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 5 * NB, got, 8), 3);
+	/* the longest prefix, tail included, and not beyond max */
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 5 * NB, got, 8),
+			3 * NB + 7);
 	CU_ASSERT_EQUAL(got[2], sa.blocks[2]);
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 3 * NB - 1, got, 8), 2);
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 5 * NB, got, 1), 1);
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, b, 5 * NB, got, 8), 2);
+	CU_ASSERT_EQUAL(got[3], sa.blocks[3]);
+	/* a prompt that ends inside the tail: not a match of the tail */
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 3 * NB + 5, got, 8),
+			3 * NB);
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 3 * NB - 1, got, 8),
+			2 * NB);
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, a, 5 * NB, got, 1), NB);
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, b, 5 * NB, got, 8), 2 * NB);
 	CU_ASSERT_EQUAL(slm_prefix_peek(t, NULL, b, 5 * NB), 2 * NB);
 	/* b: its own third block beside a's */
 	CU_ASSERT_EQUAL(slm_kv_seq_share(pool, &sb, got, 2, 2 * NB), 0);
@@ -78,20 +84,20 @@ static void test_match_insert(void)
 	CU_ASSERT(slm_prefix_check(t));
 	struct slm_prefix_stats st;
 	slm_prefix_stats_get(t, &st);
-	CU_ASSERT_EQUAL(st.blocks_cached, 5);
-	CU_ASSERT_EQUAL(st.inserts, 5);
-	CU_ASSERT_EQUAL(st.lookups, 5);
-	CU_ASSERT_EQUAL(st.hit_tokens, (3 + 2 + 1 + 2) * NB);
+	CU_ASSERT_EQUAL(st.blocks_cached, 6);
+	CU_ASSERT_EQUAL(st.inserts, 6);
+	CU_ASSERT_EQUAL(st.lookups, 6);
+	CU_ASSERT_EQUAL(st.hit_tokens, (3 + 3 + 2 + 1 + 2) * NB + 7);
 	CU_ASSERT_EQUAL(st.blocks_in_use, 4 + 2); /* sa 4, sb 2 of its own */
 	CU_ASSERT_EQUAL(st.blocks_free, 16 - 4 - 2);
 	/* namespaces off: a name changes nothing */
-	CU_ASSERT_EQUAL(slm_prefix_peek(t, "tenant", a, 5 * NB), 3 * NB);
+	CU_ASSERT_EQUAL(slm_prefix_peek(t, "tenant", a, 5 * NB), 3 * NB + 7);
 	slm_kv_seq_free(pool, &sa);
 	slm_kv_seq_free(pool, &sb);
 	slm_prefix_stats_get(t, &st);
 	CU_ASSERT_EQUAL(st.blocks_in_use, 0);
-	CU_ASSERT_EQUAL(st.blocks_free, 16 - 5);
-	CU_ASSERT_EQUAL(slm_prefix_flush(t), 5);
+	CU_ASSERT_EQUAL(st.blocks_free, 16 - 6);
+	CU_ASSERT_EQUAL(slm_prefix_flush(t), 6);
 	CU_ASSERT_EQUAL(slm_kv_pool_n_free(pool), 16);
 	slm_prefix_destroy(t);
 	slm_kv_pool_destroy(pool);
@@ -143,7 +149,7 @@ static void test_lru(void)
 		uint32_t got[2];
 		CU_ASSERT_EQUAL(slm_kv_seq_init(pool, &s, 2 * NB), 0);
 		uint32_t m = slm_prefix_match(t, NULL, p[k], 2 * NB, got, 2);
-		CU_ASSERT_EQUAL(slm_kv_seq_share(pool, &s, got, m, m * NB), 0);
+		CU_ASSERT_EQUAL(slm_kv_seq_share(pool, &s, got, m / NB, m), 0);
 		seq_fill(pool, &s, 2 * NB);
 		slm_prefix_insert(t, NULL, p[k], 2 * NB, s.blocks);
 		second[k] = s.blocks[1];
@@ -152,7 +158,8 @@ static void test_lru(void)
 	CU_ASSERT_EQUAL(slm_kv_pool_n_free(pool), 8 - 4);
 	/* use prompt 0 again: prompt 1's leaf is now the oldest */
 	uint32_t got[2];
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, p[0], 2 * NB, got, 2), 2);
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, p[0], 2 * NB, got, 2),
+			2 * NB);
 	CU_ASSERT_EQUAL(slm_prefix_evict(t, 5), 1);
 	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, second[1]), 0);
 	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, second[2]), 1);
@@ -160,7 +167,8 @@ static void test_lru(void)
 	/* a block a sequence holds is never evicted, nor its parent */
 	struct slm_kv_seq s;
 	CU_ASSERT_EQUAL(slm_kv_seq_init(pool, &s, 2 * NB), 0);
-	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, p[2], 2 * NB, got, 2), 2);
+	CU_ASSERT_EQUAL(slm_prefix_match(t, NULL, p[2], 2 * NB, got, 2),
+			2 * NB);
 	CU_ASSERT_EQUAL(slm_kv_seq_share(pool, &s, got, 2, 2 * NB), 0);
 	CU_ASSERT_EQUAL(slm_prefix_evict(t, 8), 1); /* prompt 0's leaf */
 	CU_ASSERT_EQUAL(slm_kv_block_refs(pool, second[2]), 2);
@@ -309,10 +317,12 @@ static void test_stress(void)
 				slm_prefix_match(t, ns_names[l->ns], l->ids,
 						 l->n_ids, got, MAX_LEN / NB);
 			/* recompute at least the last token: step back into
-			 * a shared full block (copy-on-write) */
-			uint32_t pos = SLM_MIN(m * NB, l->n_ids - 1);
+			 * a shared block (copy-on-write) */
+			uint32_t pos = SLM_MIN(m, l->n_ids - 1);
 			CU_ASSERT_EQUAL_FATAL(
-				slm_kv_seq_share(pool, &l->seq, got, m, pos),
+				slm_kv_seq_share(pool, &l->seq, got,
+						 slm_kv_blocks_for(pool, pos),
+						 pos),
 				0);
 			l->on = true;
 			n_start++;
