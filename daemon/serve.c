@@ -192,8 +192,7 @@ static void on_load_progress(const struct slm_load_progress *p, void *arg)
 	struct load_progress *lp = arg;
 	if (!lp->fn || !p->total)
 		return;
-	int pct = (int)((100 * (uint64_t)lp->copy +
-			 100 * p->done / p->total) /
+	int pct = (int)((100 * (uint64_t)lp->copy + 100 * p->done / p->total) /
 			(uint64_t)lp->n_copies);
 	lp->fn(lp->ctx, lp->what, pct);
 }
@@ -206,9 +205,8 @@ static int load_copies(struct slm_serve *s, slm_serve_progress_fn progress,
 	s->copies = calloc((size_t)s->n_copies, sizeof(*s->copies));
 	if (!s->copies)
 		return slm_error_set(err, SLM_ENOMEM, "out of memory");
-	struct load_progress lp = {.fn = progress,
-				   .ctx = progress_ctx,
-				   .n_copies = s->n_copies};
+	struct load_progress lp = {
+		.fn = progress, .ctx = progress_ctx, .n_copies = s->n_copies};
 	snprintf(lp.what, sizeof(lp.what), "weights of %s", s->name);
 	for (int i = 0; i < s->n_copies; i++) {
 		struct slm_load_params p;
@@ -426,8 +424,8 @@ int slm_serve_create(const struct slm_config *cfg,
 	s->cfg = cfg;
 	s->next_id = 1;
 	pthread_mutex_init(&s->map_lock, NULL);
-	int rc = slm_quant_configure(slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD),
-				     err);
+	int rc = slm_quant_configure(
+		slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD), err);
 	if (rc)
 		goto fail;
 	const char *path = slm_cfg_str(cfg, SLM_CFG_MODEL_PATH);
@@ -451,7 +449,8 @@ int slm_serve_create(const struct slm_config *cfg,
 		snprintf(s->name, sizeof(s->name), "%s", s->model->name);
 	else {
 		const char *base = strrchr(path, '/');
-		snprintf(s->name, sizeof(s->name), "%s", base ? base + 1 : path);
+		snprintf(s->name, sizeof(s->name), "%s",
+			 base ? base + 1 : path);
 	}
 	rc = slm_vocab_create(s->model->file, &s->vocab, err);
 	if (rc) {
@@ -546,7 +545,8 @@ static int prompt_ids(struct slm_serve *s, const struct slm_request *req,
 		if (!req->ids && req->n_ids)
 			return slm_error_set(err, SLM_EINVAL, "ids: NULL");
 		for (uint32_t i = 0; i < req->n_ids; i++) {
-			if (req->ids[i] < 0 || (uint32_t)req->ids[i] >= s->n_vocab)
+			if (req->ids[i] < 0 ||
+			    (uint32_t)req->ids[i] >= s->n_vocab)
 				return slm_error_set(
 					err, SLM_EINVAL,
 					"ids: token %u is %d, outside the "
@@ -560,13 +560,12 @@ static int prompt_ids(struct slm_serve *s, const struct slm_request *req,
 	case SLM_INPUT_TEXT:
 		if (!req->text && req->text_len)
 			return slm_error_set(err, SLM_EINVAL, "text: NULL");
-		return slm_tokenize(s->vocab, req->text ? req->text : "",
-				    req->text_len,
-				    SLM_TOK_ADD_SPECIAL |
-					    (req->parse_special
-						     ? SLM_TOK_PARSE_SPECIAL
-						     : 0),
-				    toks, err);
+		return slm_tokenize(
+			s->vocab, req->text ? req->text : "", req->text_len,
+			SLM_TOK_ADD_SPECIAL |
+				(req->parse_special ? SLM_TOK_PARSE_SPECIAL
+						    : 0),
+			toks, err);
 	case SLM_INPUT_CHAT: {
 		if (!req->messages || !req->n_messages)
 			return slm_error_set(err, SLM_EINVAL,
@@ -583,17 +582,15 @@ static int prompt_ids(struct slm_serve *s, const struct slm_request *req,
 		rc = slm_chat_apply(name, req->messages, req->n_messages, true,
 				    &text, err);
 		if (!rc)
-			rc = slm_tokenize(s->vocab, text.data ? text.data : "",
-					  text.len,
-					  SLM_TOK_ADD_SPECIAL |
-						  SLM_TOK_PARSE_SPECIAL,
-					  toks, err);
+			rc = slm_tokenize(
+				s->vocab, text.data ? text.data : "", text.len,
+				SLM_TOK_ADD_SPECIAL | SLM_TOK_PARSE_SPECIAL,
+				toks, err);
 		slm_text_free(&text);
 		return rc == SLM_EUNSUPPORTED ? SLM_EINVAL : rc;
 	}
 	}
-	return slm_error_set(err, SLM_EINVAL, "input kind %d",
-			     (int)req->input);
+	return slm_error_set(err, SLM_EINVAL, "input kind %d", (int)req->input);
 }
 
 /* Sampler and stopper of the request's parameters. */
@@ -657,19 +654,20 @@ static int pick_group(struct slm_serve *s, const char *ns, const int32_t *ids,
 			__atomic_load_n(&g->queued_tokens, __ATOMIC_RELAXED);
 		dg[i].running_tokens =
 			__atomic_load_n(&g->running_tokens, __ATOMIC_RELAXED);
-		dg[i].prefix_tokens = s->prefix_on && g->prefix
-					      ? slm_prefix_peek(g->prefix, ns,
-								ids, n)
-					      : 0;
-		dg[i].closed = __atomic_load_n(&g->n_waiting,
-					       __ATOMIC_RELAXED) >= s->max_queue;
+		dg[i].prefix_tokens =
+			s->prefix_on && g->prefix
+				? slm_prefix_peek(g->prefix, ns, ids, n)
+				: 0;
+		dg[i].closed =
+			__atomic_load_n(&g->n_waiting, __ATOMIC_RELAXED) >=
+			s->max_queue;
 	}
 	return slm_dispatch_pick(&s->policy, dg, s->n_groups, NULL);
 }
 
 static int refuse(struct slm_serve *s, int rc)
 {
-	uint64_t *c = rc == SLM_ETOOBIG	   ? &s->n_toobig
+	uint64_t *c = rc == SLM_ETOOBIG	    ? &s->n_toobig
 		      : rc == SLM_EOVERLOAD ? &s->n_overload
 		      : rc == SLM_ESTATE    ? &s->n_state
 					    : &s->n_invalid;
@@ -702,14 +700,12 @@ int slm_serve_submit(struct slm_serve *s, const struct slm_request *req,
 	}
 	uint32_t kv_positions = (s->kv_blocks - 1) * s->block_tokens;
 	if (toks.n >= s->n_ctx || toks.n >= kv_positions) {
-		rc = slm_error_set(err, SLM_ETOOBIG,
-				   "the prompt has %zu tokens; the context "
-				   "is %u positions%s",
-				   toks.n,
-				   SLM_MIN(s->n_ctx, kv_positions),
-				   kv_positions < s->n_ctx
-					   ? " (the KV pool's size)"
-					   : "");
+		rc = slm_error_set(
+			err, SLM_ETOOBIG,
+			"the prompt has %zu tokens; the context "
+			"is %u positions%s",
+			toks.n, SLM_MIN(s->n_ctx, kv_positions),
+			kv_positions < s->n_ctx ? " (the KV pool's size)" : "");
 		goto out;
 	}
 	const char *ns = s->namespaces ? req->cache_namespace : NULL;

@@ -47,7 +47,7 @@ enum req_state {
 struct serve_req {
 	uint64_t id;
 	struct serve_group *g;
-	struct serve_req *hnext;	 /* id map chain (map_lock) */
+	struct serve_req *hnext;       /* id map chain (map_lock) */
 	struct serve_req *next, *prev; /* inbox / waiting list */
 	enum req_state state;
 	int cancel; /* set by slm_serve_cancel (map_lock), read relaxed */
@@ -99,8 +99,8 @@ struct serve_group {
 	struct slm_prefix *prefix;
 	struct slm_forward *fwd;
 	struct slm_sample_ws *ws;
-	float *logits;		/* [max_running][n_vocab] */
-	int32_t *b_tokens;	/* the batch being built: [budget] */
+	float *logits;	   /* [max_running][n_vocab] */
+	int32_t *b_tokens; /* the batch being built: [budget] */
 	uint32_t *b_pos;
 	struct slm_kv_seq **b_seq;
 	uint8_t *b_want;

@@ -21,7 +21,7 @@
 
 MODEL=${SLM_TESTDATA:-build/testdata}/models/llama-s-F32.gguf
 [ -f "$MODEL" ] || skip "pending: the golden model $MODEL is not generated yet"
-start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=500 || exit 1
+start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=2500 || exit 1
 "$BIN/slm" generate -s "$SLMD_URL" --max-tokens 1 hi >"$TMP/probe" 2>&1
 if grep -q 'no model loaded' "$TMP/probe"; then
 	skip "pending: slmd does not serve generate yet (serving core not wired into slmd)"
@@ -133,7 +133,7 @@ nreq=$((nreq + 1))
 for _ in $(seq 1 100); do [ -s "$TMP/long2.out" ] && break; sleep 0.05; done
 kill -9 $p
 wait $p 2>/dev/null
-sleep 1.5
+sleep 4
 
 # Loss, duplicates, reordering.
 start_relay "$(port_of "$SLMD_URL")" 0.20 0.05 0.10 || exit 1
