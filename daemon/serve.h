@@ -239,6 +239,38 @@ struct slm_serve_stats {
 
 void slm_serve_stats_get(struct slm_serve *s, struct slm_serve_stats *out);
 
+/* ---- for the control socket (ctl/ctl.h's shapes) ------------------------ */
+
+struct cJSON;
+
+/*
+ * The `status` section "model" (a ctl_status_fn; ctx is the struct
+ * slm_serve *): {"name","path","arch","synthetic","n_ctx","n_vocab",
+ * "groups","kv_type","kv_blocks","block_tokens"}.  0, or SLM_ESTATE after
+ * stop.
+ */
+int slm_serve_status_json(void *serve, struct cJSON *section);
+
+/*
+ * The counters as an object, names as `slmctl stats` and the metrics page
+ * use them: requests_total, requests_refused_total{invalid,toobig,
+ * overload,state}, requests_finished_total{stop,length,canceled,deadline,
+ * error}, prompt_tokens_total, prefix_hit_tokens_total,
+ * prefix_miss_tokens_total, prefix_lookups_total, cache_evictions_total,
+ * tokens_generated_total, forward_passes_total, batch_tokens_total,
+ * preemptions_total, kv_cow_copies_total, queue_depth, running,
+ * kv_blocks{total,free,cached,in_use}.  0 or SLM_ENOMEM.
+ */
+int slm_serve_stats_json(struct slm_serve *s, struct cJSON *out);
+
+/*
+ * `cache stats` (op NULL or "stats": the cache part of the counters) and
+ * `cache flush` (op "flush": {"flushed":true}); a ctl_command_fn body.
+ * SLM_EINVAL for another op.
+ */
+int slm_serve_cache_ctl(struct slm_serve *s, const char *op,
+			struct cJSON *result, struct slm_error *err);
+
 /* Drop every cached prefix (blocks in use stay with their sequences);
  * done by each group's scheduler at its next step.  Returns 0 or
  * SLM_ESTATE after stop. */

@@ -678,6 +678,34 @@ static void test_bad_requests(void)
 	CU_ASSERT_STRING_EQUAL(info.name, "llama-s");
 	CU_ASSERT_EQUAL(info.n_ctx, 512);
 	CU_ASSERT_EQUAL(info.n_vocab, 1024);
+	/* the control socket's views */
+	cJSON *o = cJSON_CreateObject();
+	CU_ASSERT_EQUAL(slm_serve_status_json(sv, o), 0);
+	CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(o, "name")->valuestring,
+			       "llama-s");
+	cJSON_Delete(o);
+	struct slm_serve_stats st;
+	settled_stats(sv, &st);
+	o = cJSON_CreateObject();
+	CU_ASSERT_EQUAL(slm_serve_stats_json(sv, o), 0);
+	CU_ASSERT_EQUAL(cJSON_GetObjectItem(o, "requests_total")->valuedouble,
+			2);
+	CU_ASSERT(
+		cJSON_GetObjectItem(o, "tokens_generated_total")->valuedouble >=
+		2);
+	CU_ASSERT_EQUAL(
+		cJSON_GetObjectItem(
+			cJSON_GetObjectItem(o, "requests_refused_total"),
+			"invalid")
+			->valuedouble,
+		5);
+	cJSON_Delete(o);
+	o = cJSON_CreateObject();
+	CU_ASSERT_EQUAL(slm_serve_cache_ctl(sv, "flush", o, &err), 0);
+	CU_ASSERT_EQUAL(slm_serve_cache_ctl(sv, "nope", o, &err), SLM_EINVAL);
+	CU_ASSERT_EQUAL(slm_serve_cache_ctl(sv, NULL, o, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(cJSON_GetObjectItem(o, "kv_blocks"));
+	cJSON_Delete(o);
 	finish_core(sv, cfg);
 	got_free(g);
 	got_free(c);
