@@ -408,11 +408,12 @@ void slm_forward_destroy(struct slm_forward *f)
 {
 	if (!f)
 		return;
-	void *bufs[] = {f->x,	   f->xb,    f->q,	 f->kc,
-			f->vc,	   f->att,   f->hb,	 f->hb2,
-			f->tmp,	   f->rope,  f->act[0],	 f->act[1],
-			f->act[2], f->work,  f->att_q,	 f->att_s,
-			f->k16,	   f->items, f->out_idx, f->counters};
+	void *bufs[] = {f->x,		f->xb,	  f->q,	      f->kc,
+			f->vc,		f->att,	  f->hb,      f->hb2,
+			f->tmp,		f->rope,  f->act[0],  f->act[1],
+			f->act[2],	f->work,  f->att_q,   f->att_s,
+			f->k16,		f->items, f->out_idx, f->counters,
+			f->mm_counters, f->ybuf,  f->prof};
 	for (size_t i = 0; i < SLM_ARRAY_LEN(bufs); i++)
 		free(bufs[i]);
 	free(f->layers);
