@@ -21,7 +21,11 @@
 
 MODEL=${SLM_TESTDATA:-build/testdata}/models/llama-s-F32.gguf
 [ -f "$MODEL" ] || skip "pending: the golden model $MODEL is not generated yet"
-start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=2500 || exit 1
+# A long context (the model is fine past its training length) keeps the
+# "--max-tokens 100000" requests below running for many seconds, long
+# enough to be cancelled or abandoned rather than finished.
+start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=2500 \
+	--set engine.ctx=32768 || exit 1
 "$BIN/slm" generate -s "$SLMD_URL" --max-tokens 1 hi >"$TMP/probe" 2>&1
 if grep -q 'no model loaded' "$TMP/probe"; then
 	skip "pending: slmd does not serve generate yet (serving core not wired into slmd)"
