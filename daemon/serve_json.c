@@ -70,8 +70,7 @@ int slm_serve_stats_json(struct slm_serve *s, cJSON *o)
 				(double)st.forward_passes);
 	cJSON_AddNumberToObject(o, "batch_tokens_total",
 				(double)st.batch_tokens);
-	cJSON_AddNumberToObject(o, "preemptions_total",
-				(double)st.preemptions);
+	cJSON_AddNumberToObject(o, "preemptions_total", (double)st.preemptions);
 	cJSON_AddNumberToObject(o, "queue_depth", st.queued);
 	cJSON_AddNumberToObject(o, "running", st.running);
 	cache_part(&st, o);
@@ -90,7 +89,8 @@ int slm_serve_cache_ctl(struct slm_serve *s, const char *op, cJSON *result,
 	if (!strcmp(op, "flush")) {
 		int rc = slm_serve_cache_flush(s);
 		if (rc)
-			return slm_error_set(err, rc, "cache flush: not serving");
+			return slm_error_set(err, rc,
+					     "cache flush: not serving");
 		cJSON_AddBoolToObject(result, "flushed", true);
 		return 0;
 	}
