@@ -112,7 +112,9 @@ int32_t *slm_engine_cli_ids(const char *prog, const char *list, size_t *n)
 	size_t cap = 16, k = 0;
 	int32_t *ids = malloc(cap * sizeof(*ids));
 	const char *s = list;
-	while (ids && *s) {
+	if (!ids)
+		slm_cli_die(prog, "out of memory");
+	while (*s) {
 		char *end = NULL;
 		errno = 0;
 		long v = strtol(s, &end, 10);
@@ -125,15 +127,13 @@ int32_t *slm_engine_cli_ids(const char *prog, const char *list, size_t *n)
 		if (k == cap) {
 			int32_t *m = realloc(ids, 2 * cap * sizeof(*ids));
 			if (!m)
-				break;
+				slm_cli_die(prog, "out of memory");
 			ids = m;
 			cap *= 2;
 		}
 		ids[k++] = (int32_t)v;
 		s = *end ? end + 1 : end;
 	}
-	if (!ids)
-		slm_cli_die(prog, "out of memory");
 	if (!k)
 		slm_cli_die(prog, "--ids: no token ids");
 	*n = k;

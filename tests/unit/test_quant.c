@@ -900,7 +900,7 @@ static void test_matmul_back_to_back(void)
 	size_t slice = SLM_MAX(slm_matmul_thread_work_bytes(&A),
 			       slm_matmul_thread_work_bytes(&B));
 	uint8_t *work = slice ? malloc(slice * 2) : NULL;
-	void *act = malloc(slm_matmul_act_bytes(ta, n_in, nt));
+	void *act = calloc(1, slm_matmul_act_bytes(ta, n_in, nt));
 	for (int rep = 0; rep < 20; rep++) {
 		struct back_to_back o = {&A, &B, x,    nt,    act,
 					 ya, yb, work, slice, pool};
