@@ -377,10 +377,12 @@ static int cmd_bench_serve(int argc, char **argv)
 				runs[y - 1] = t;
 			}
 		rows[i] = runs[n / 2];
-		for (uint32_t k = 0; k < n; k++)
+		for (uint32_t k = 0; k < n; k++) {
 			rows[i].failures =
 				SLM_MAX(rows[i].failures, runs[k].failures);
-		rows[i].best_tok_s = runs[n - 1].tok_s;
+			rows[i].best_tok_s =
+				SLM_MAX(rows[i].best_tok_s, runs[k].tok_s);
+		}
 	}
 	struct slm_serve_stats st;
 	slm_serve_stats_get(sv, &st);

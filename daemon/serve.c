@@ -429,7 +429,9 @@ int slm_serve_create(const struct slm_config *cfg,
 	if (rc)
 		goto fail;
 	const char *path = slm_cfg_str(cfg, SLM_CFG_MODEL_PATH);
-	if (!path || !*path) {
+	if (!path)
+		path = "";
+	if (!*path) {
 		if (progress)
 			progress(progress_ctx, "making a synthetic model", 0);
 		rc = write_synthetic(s, err);

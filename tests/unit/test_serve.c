@@ -291,16 +291,13 @@ static void concurrent_vs_alone(const char *model, uint32_t nv,
 		CU_ASSERT_EQUAL(conc[i]->n_done, 1);
 		if (!same_tokens(alone[i], conc[i])) {
 			bad++;
+			uint32_t k = 0;
+			while (k < alone[i]->n_ids &&
+			       alone[i]->ids[k] == conc[i]->ids[k])
+				k++;
 			printf("\n    request %d: %u tokens alone, %u batched, "
 			       "first difference at %u",
-			       i, alone[i]->n_ids, conc[i]->n_ids, ({
-				       uint32_t k = 0;
-				       while (k < alone[i]->n_ids &&
-					      alone[i]->ids[k] ==
-						      conc[i]->ids[k])
-					       k++;
-				       k;
-			       }));
+			       i, alone[i]->n_ids, conc[i]->n_ids, k);
 		}
 	}
 	CU_ASSERT_EQUAL(bad, 0);
