@@ -748,6 +748,67 @@ static void test_namespaces(void)
 	finish_core(sv, cfg);
 }
 
+/*
+ * Two worker groups (a synthetic two-node topology: threads unpinned,
+ * memory not bound): requests spread over both, each gives the tokens a
+ * single group gives, and a repeated prompt goes back to the group that
+ * caches it (prefix affinity) and hits.
+ */
+static void test_two_groups(void)
+{
+	const char *m = model_file("models/llama-s-F32.gguf");
+	if (!m) {
+		slm_test_skip("models/llama-s-F32.gguf is not generated");
+		return;
+	}
+	enum { N = 6, LEN = 40, GEN = 16 };
+	int32_t ids[N][LEN];
+	struct got *one[N], *two[N];
+	struct slm_config *cfg;
+	struct slm_serve *sv = start(&cfg, m, NULL);
+	if (!sv)
+		return;
+	for (int i = 0; i < N; i++) {
+		ids_prompt(ids[i], LEN, 300 + (uint64_t)i, 1024);
+		run_one(sv, ids[i], LEN, GEN, one[i] = got_new());
+	}
+	finish_core(sv, cfg);
+	sv = start(&cfg, m,
+		   (const char *const[]){
+			   "numa.topology=synthetic:package:1 numa:2 core:2 "
+			   "pu:1",
+			   "engine.threads=1", NULL});
+	if (!sv)
+		return;
+	struct slm_serve_info info;
+	CU_ASSERT(slm_serve_describe(sv, &info));
+	CU_ASSERT_EQUAL(info.n_groups, 2);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(submit_ids(sv, ids[i], LEN, GEN,
+					   two[i] = got_new(), NULL),
+				0);
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		got_wait(two[i]);
+		bad += !same_tokens(one[i], two[i]);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* the same prompts again, one at a time: each finds its cache */
+	uint32_t hits = 0;
+	for (int i = 0; i < N; i++) {
+		struct got *g = got_new();
+		run_one(sv, ids[i], LEN, 2, g);
+		hits += g->last.usage.cached_tokens == LEN - 1;
+		got_free(g);
+	}
+	CU_ASSERT_EQUAL(hits, N);
+	finish_core(sv, cfg);
+	for (int i = 0; i < N; i++) {
+		got_free(one[i]);
+		got_free(two[i]);
+	}
+}
+
 SLM_SUITE("serve", NULL, NULL,
 	  {"greedy output equal with a prefix-cache hit",
 	   test_prefix_hit_same_output},
@@ -758,4 +819,5 @@ SLM_SUITE("serve", NULL, NULL,
 	  {"cancel frees everything", test_cancel_frees},
 	  {"deadline, overload, drain", test_deadline_overload_drain},
 	  {"bad requests, text and chat input", test_bad_requests},
-	  {"namespaces", test_namespaces})
+	  {"namespaces", test_namespaces},
+	  {"two worker groups, prefix affinity", test_two_groups})
