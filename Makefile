@@ -25,6 +25,7 @@ V       ?= 0
 Q        = $(if $(filter 1,$(V)),,@)
 say      = $(if $(filter 1,$(V)),,@echo "  $(1) $(2)")
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
 DESTDIR ?=
 CC      ?= gcc
 CLANG   ?= clang
@@ -35,7 +36,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	libinih-dev libcjson-dev libpcre2-dev libutf8proc-dev libsodium-dev \
 	libsystemd-dev libmicrohttpd-dev libxxhash-dev liburcu-dev \
 	libdpdk-dev dpdk xz-utils iproute2 ethtool python3 systemd \
-	debhelper dpkg-dev fakeroot
+	debhelper dpkg-dev fakeroot lintian man-db
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
 	libpcre2-8 libpcre2-32 libutf8proc libxxhash
@@ -107,7 +108,7 @@ BINS       := $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(if $(SLM_SRCS),$(BUILD)/b
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 FEATURES_H := $(BUILD)/gen/slm_features.h
 
-.PHONY: all deps testdata test unit asan run install bench fuzz lint format clean help
+.PHONY: all deps testdata test unit asan run install deb bench fuzz lint format clean help
 .DEFAULT_GOAL := all
 # Program mains are built through a pattern chain, which would make them
 # intermediate (deleted after linking); keep them so relinks stay
@@ -128,6 +129,7 @@ help:
 	@echo "make fuzz    libFuzzer harnesses for a bounded time"
 	@echo "make lint    clang-format check and cppcheck"
 	@echo "make install PREFIX=... DESTDIR=..."
+	@echo "make deb     Debian packages into $(BUILD)/deb/ (dpkg-buildpackage)"
 
 deps:
 	@./tools/deps.sh $(DEB_PACKAGES)
@@ -302,7 +304,12 @@ format:
 	@clang-format -i $(LINT_SRCS)
 
 install: all
-	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
+	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(LIBDIR)"
+
+# The Debian packages (debian/): slmd, and libslmclient1 + -dev when the
+# tree has the client library.  docs/operations.md installs them.
+deb: deps
+	@./tools/build-deb.sh "$(BUILD)"
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -24,6 +24,7 @@ struct slmd {
 	int stop_requested; /* atomic */
 
 	struct slmd_component comp[MAX_COMPONENTS];
+	bool stalled[MAX_COMPONENTS]; /* last verdict; health thread only */
 	int n_comp;
 	int n_started; /* components whose start succeeded */
 	struct slmd_observer obs[MAX_OBSERVERS];
@@ -87,14 +88,30 @@ int slmd_add_observer(struct slmd *d, const struct slmd_observer *o)
 	return 0;
 }
 
-void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail)
+static void announce(struct slmd *d, enum slmd_state state, const char *detail)
 {
-	__atomic_store_n(&d->state, (int)state, __ATOMIC_RELEASE);
 	SLM_INFO("slmd", "state: %s%s%s", slmd_state_name(state),
 		 detail ? ": " : "", detail ? detail : "");
 	for (int i = 0; i < d->n_obs; i++)
 		if (d->obs[i].state)
 			d->obs[i].state(d->obs[i].ctx, state, detail);
+}
+
+void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail)
+{
+	__atomic_store_n(&d->state, (int)state, __ATOMIC_RELEASE);
+	announce(d, state, detail);
+}
+
+bool slmd_transition(struct slmd *d, enum slmd_state from, enum slmd_state to,
+		     const char *detail)
+{
+	int expected = (int)from;
+	if (!__atomic_compare_exchange_n(&d->state, &expected, (int)to, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	announce(d, to, detail);
+	return true;
 }
 
 enum slmd_state slmd_state(const struct slmd *d)
@@ -146,11 +163,16 @@ static bool all_healthy(struct slmd *d)
 	bool ok = true;
 	for (int i = 0; i < d->n_started; i++) {
 		const struct slmd_component *c = &d->comp[i];
-		if (c->healthy && !c->healthy(c->ctx)) {
+		bool stalled = c->healthy && !c->healthy(c->ctx);
+		/* Say it when it changes, not on every tick. */
+		if (stalled && !d->stalled[i])
 			SLM_WARN("slmd", "component %s makes no progress",
 				 c->name);
-			ok = false;
-		}
+		else if (!stalled && d->stalled[i])
+			SLM_INFO("slmd", "component %s makes progress again",
+				 c->name);
+		d->stalled[i] = stalled;
+		ok = ok && !stalled;
 	}
 	return ok;
 }
@@ -349,8 +371,7 @@ int slmd_run(struct slmd *d, struct slm_error *err)
 	health_start(d);
 	/* A component may have moved the state on (e.g. to LOADING while a
 	 * model loads in the background); otherwise slmd serves now. */
-	if (slmd_state(d) == SLMD_STARTING)
-		slmd_set_state(d, SLMD_SERVING, NULL);
+	slmd_transition(d, SLMD_STARTING, SLMD_SERVING, NULL);
 
 	const struct timespec poll = {.tv_sec = 0, .tv_nsec = SIGNAL_POLL_NS};
 	for (;;) {

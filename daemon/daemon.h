@@ -110,6 +110,15 @@ void slmd_request_stop(struct slmd *d);
 void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail);
 enum slmd_state slmd_state(const struct slmd *d);
 
+/*
+ * Move from one state to another only if the daemon is still in `from`
+ * (e.g. a background load finishing: LOADING -> SERVING must not undo a
+ * drain that began meanwhile).  Returns whether the state changed; the
+ * observers hear of it only then.
+ */
+bool slmd_transition(struct slmd *d, enum slmd_state from, enum slmd_state to,
+		     const char *detail);
+
 /* Tell the observers a status line (e.g. load progress). */
 void slmd_status(struct slmd *d, const char *fmt, ...) SLM_PRINTF(2, 3);
 

@@ -14,7 +14,9 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "daemon/daemon.h"
+#include "daemon/notify.h"
 #include "daemon/serve_daemon.h"
+#include "daemon/testhook.h"
 #include "dataplane/dataplane.h"
 
 static void usage(FILE *out)
@@ -92,6 +94,46 @@ static void add_dataplane(struct slmd *d, struct dataplane_component *c)
 		slm_cli_die("slmd", "too many components");
 }
 
+/*
+ * systemd: sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING) as an
+ * observer of the daemon's life, and the test-only component
+ * (daemon/testhook.h) when an SLMD_TEST_* variable asks for it.  Call
+ * after every other component is added: the test component goes last.
+ */
+struct systemd_parts {
+	struct slmd_notify *notify;
+	struct slmd_testhook *testhook;
+};
+
+static void systemd_attach(struct slmd *d, const struct slm_config *cfg,
+			   struct systemd_parts *p)
+{
+	p->notify = slmd_notify_create(cfg);
+	if (!p->notify)
+		slm_cli_die("slmd", "out of memory");
+	struct slmd_observer obs = slmd_notify_observer(p->notify);
+	if (slmd_add_observer(d, &obs))
+		slm_cli_die("slmd", "too many observers");
+	if (!slmd_testhook_wanted())
+		return;
+	struct slm_error err = {0};
+	if (slmd_testhook_create(&p->testhook, &err))
+		slm_cli_die("slmd", "%s", err.msg);
+	struct slmd_component c = slmd_testhook_component(p->testhook);
+	if (slmd_add_component(d, &c))
+		slm_cli_die("slmd", "too many components");
+	SLM_WARN("slmd",
+		 "TEST HOOKS ACTIVE (SLMD_TEST_*: %s): for tests "
+		 "only, never in production",
+		 slmd_testhook_describe(p->testhook));
+}
+
+static void systemd_detach(struct systemd_parts *p)
+{
+	slmd_testhook_destroy(p->testhook);
+	slmd_notify_destroy(p->notify);
+}
+
 int main(int argc, char **argv)
 {
 	struct slm_config_args args = {0};
@@ -131,10 +173,13 @@ int main(int argc, char **argv)
 					    .attach_ctx = &dataplane};
 	if (slm_serve_component_add(d, &serve))
 		slm_cli_die("slmd", "too many components");
+	struct systemd_parts sd_parts = {0};
+	systemd_attach(d, cfg, &sd_parts);
 	struct slm_error err = {0};
 	int rc = slmd_run(d, &err);
 	slm_serve_component_fini(&serve);
 	slmd_destroy(d);
+	systemd_detach(&sd_parts);
 	slm_config_destroy(cfg);
 	if (rc)
 		slm_cli_die("slmd", "%s", err.msg);

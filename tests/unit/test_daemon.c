@@ -333,8 +333,28 @@ static void test_health_ticks(void)
 	slm_config_destroy(cfg);
 }
 
+static void test_transition_only_from(void)
+{
+	struct slm_config *cfg = slm_config_create();
+	struct slmd *d = slmd_create(cfg, NULL);
+	struct watch w = {0};
+	struct slmd_observer o = observer(&w);
+	CU_ASSERT_EQUAL(slmd_add_observer(d, &o), 0);
+	slmd_set_state(d, SLMD_LOADING, "model.gguf");
+	/* A drain began while the model loaded... */
+	slmd_set_state(d, SLMD_DRAINING, NULL);
+	/* ...so the load finishing must not bring serving back. */
+	CU_ASSERT_FALSE(slmd_transition(d, SLMD_LOADING, SLMD_SERVING, NULL));
+	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
+	CU_ASSERT_TRUE(slmd_transition(d, SLMD_DRAINING, SLMD_STOPPING, NULL));
+	CU_ASSERT_STRING_EQUAL(w.states, "loading draining stopping ");
+	slmd_destroy(d);
+	slm_config_destroy(cfg);
+}
+
 SLM_SUITE("daemon", NULL, NULL, {"order and drain", test_order_and_drain},
 	  {"start failure unwinds", test_start_failure_unwinds},
 	  {"drain timeout", test_drain_timeout},
 	  {"sighup reload", test_sighup_reload},
-	  {"health ticks", test_health_ticks})
+	  {"health ticks", test_health_ticks},
+	  {"transition only from", test_transition_only_from})
