@@ -111,9 +111,9 @@ int32_t *slm_engine_cli_ids(const char *prog, const char *list, size_t *n)
 {
 	size_t cap = 16, k = 0;
 	int32_t *ids = malloc(cap * sizeof(*ids));
-	const char *s = list;
 	if (!ids)
 		slm_cli_die(prog, "out of memory");
+	const char *s = list;
 	while (*s) {
 		char *end = NULL;
 		errno = 0;

@@ -34,6 +34,9 @@ void slm_engine_close(struct slm_engine *e)
 {
 	if (!e)
 		return;
+	free(e->feed_pos);
+	free(e->feed_seq);
+	free(e->feed_want);
 	slm_forward_destroy(e->fwd);
 	slm_kv_pool_destroy(e->kv);
 	slm_threadpool_destroy(e->pool);
@@ -118,6 +121,13 @@ int slm_engine_open(const struct slm_engine_params *p, struct slm_engine **out,
 		slm_error_prefix(err, "%s: ", p->model_path);
 		goto fail;
 	}
+	e->feed_pos = malloc((size_t)p->max_batch * sizeof(*e->feed_pos));
+	e->feed_seq = malloc((size_t)p->max_batch * sizeof(*e->feed_seq));
+	e->feed_want = malloc(p->max_batch);
+	if (!e->feed_pos || !e->feed_seq || !e->feed_want) {
+		rc = slm_error_set(err, SLM_ENOMEM, "engine: no memory");
+		goto fail;
+	}
 	e->load_ns = slm_now_ns() - t0;
 	*out = e;
 	return 0;
@@ -139,53 +149,37 @@ int slm_engine_feed(struct slm_engine *e, struct slm_kv_seq *seq,
 	const uint32_t n_vocab = slm_forward_n_vocab(e->fwd);
 	if (!chunk || chunk > max)
 		chunk = max;
-	/* room for the chunk's bookkeeping: positions, sequence pointers,
-	 * want flags, at most `chunk` of each */
-	uint32_t *pos = malloc((size_t)chunk * sizeof(*pos));
-	struct slm_kv_seq **seqs = malloc((size_t)chunk * sizeof(*seqs));
-	uint8_t *want = malloc(chunk);
-	int rc = 0;
-	if (!pos || !seqs || !want) {
-		rc = slm_error_set(err, SLM_ENOMEM, "engine: no memory");
-		goto out;
-	}
 	for (uint32_t i = 0; i < chunk; i++)
-		seqs[i] = seq;
+		e->feed_seq[i] = seq;
 	for (uint32_t done = 0; done < n;) {
 		uint32_t m = SLM_MIN(chunk, n - done);
-		rc = slm_kv_seq_reserve(e->kv, seq, seq->n_pos + m);
-		if (rc) {
-			rc = slm_error_set(err, rc,
-					   "engine: no KV room for positions "
-					   "%u..%u (%u free blocks)",
-					   seq->n_pos, seq->n_pos + m - 1,
-					   slm_kv_pool_n_free(e->kv));
-			goto out;
-		}
+		int rc = slm_kv_seq_reserve(e->kv, seq, seq->n_pos + m);
+		if (rc)
+			return slm_error_set(err, rc,
+					     "engine: no KV room for positions "
+					     "%u..%u (%u free blocks)",
+					     seq->n_pos, seq->n_pos + m - 1,
+					     slm_kv_pool_n_free(e->kv));
 		bool last_chunk = done + m == n;
 		for (uint32_t i = 0; i < m; i++) {
-			pos[i] = seq->n_pos + i;
-			want[i] = all_logits ||
-				  (last_chunk && i + 1 == m && logits);
+			e->feed_pos[i] = seq->n_pos + i;
+			e->feed_want[i] = all_logits ||
+					  (last_chunk && i + 1 == m && logits);
 		}
 		struct slm_batch b = {
 			.n_tokens = m,
 			.tokens = tokens + done,
-			.pos = pos,
-			.seq = seqs,
-			.want = want,
+			.pos = e->feed_pos,
+			.seq = e->feed_seq,
+			.want = e->feed_want,
 		};
 		float *dst = !logits	  ? NULL
 			     : all_logits ? logits + (size_t)done * n_vocab
 					  : logits;
 		rc = slm_forward_eval(e->fwd, &b, dst, err);
 		if (rc)
-			goto out;
+			return rc;
 		done += m;
 	}
-out:
-	free(pos);
-	free(seqs);
-	free(want);
-	return rc;
+	return 0;
 }

@@ -58,6 +58,10 @@ struct slm_engine {
 	struct slm_forward *fwd;
 	uint32_t n_ctx;
 	uint64_t load_ns; /* open + weights + vocabulary + set-up */
+	/* slm_engine_feed's batch, [max_batch] each (one caller at a time) */
+	uint32_t *feed_pos;
+	struct slm_kv_seq **feed_seq;
+	uint8_t *feed_want;
 };
 
 /*

@@ -3,15 +3,15 @@
  * the thread pool per call.
  *
  * Every thread runs fwd_task over all layers; steps are separated by
- * barriers.  Two kinds of step:
+ * barriers.  Three kinds of step:
  *
  *   per token   norms, activation quantization, bias, RoPE, KV stores,
  *               residuals, SwiGLU: each thread takes a contiguous share of
  *               the batch's tokens (decode: one thread works, the others
  *               go on to the barrier);
- *   products    each thread computes its share of the output rows of a
- *               matrix for every token (matmul.h), reading the activations
- *               all threads quantized once;
+ *   products    the output rows of a matrix, for every token, in chunks
+ *               taken from a per-product counter (matmul_share), reading
+ *               the activations all threads quantized once (matmul.h);
  *   attention   work items of (run of tokens of one sequence, KV head),
  *               taken from a shared counter so uneven causal lengths
  *               balance.
@@ -33,11 +33,8 @@
 #include "engine/matmul.h"
 #include "engine/quant.h"
 
-/* Decode-sized products (fewer tokens than this) take rows in chunks from
- * a shared counter; bigger ones split the rows statically. */
-#define DYN_MAX_TOKENS 8
-#define DYN_CHUNKS_PER_THREAD 4
-#define DYN_MAX_ROWS 1024 /* per chunk with several tokens (ybuf) */
+/* Row chunks per thread and product (see matmul_share). */
+#define CHUNKS_PER_THREAD 4
 
 /* Weights of one layer as the products and norms read them. */
 struct fwd_layer {
@@ -83,14 +80,13 @@ struct slm_forward {
 	size_t work_slice;
 	float *att_q;	 /* per thread [SLM_ATTN_MAX_ROWS][head_dim] */
 	float *att_s;	 /* per thread [SLM_ATTN_MAX_ROWS][s_stride] */
-	size_t s_stride; /* n_ctx rounded up to 16 */
+	size_t s_stride; /* n_ctx rounded up to 16, + 16 */
 	uint16_t *k16;	 /* per thread [head_dim] */
 	struct attn_item *items;
 	uint32_t max_items;
 	uint32_t *out_idx;     /* [max_tokens] */
 	uint32_t *counters;    /* [n_layer] attention item counters */
-	uint32_t *mm_counters; /* [8 n_layer + 1] decode row chunks */
-	float *ybuf;	       /* per thread [DYN_MAX_TOKENS][DYN_MAX_ROWS] */
+	uint32_t *mm_counters; /* [8 n_layer + 1] row chunks of products */
 	uint64_t scratch_bytes;
 
 	/* profiling: per thread, SLM_FWD_STEP__COUNT cycle counters padded
@@ -384,8 +380,6 @@ int slm_forward_create(const struct slm_model *m, const struct slm_tensors *w,
 	f->out_idx = scratch(f, T * sizeof(uint32_t));
 	f->counters = scratch(f, hp->n_layer * sizeof(uint32_t));
 	f->mm_counters = scratch(f, (8 * hp->n_layer + 1) * sizeof(uint32_t));
-	f->ybuf = scratch(f, (size_t)f->nth * DYN_MAX_TOKENS * DYN_MAX_ROWS *
-				     sizeof(float));
 	f->prof = scratch(f, (size_t)f->nth * PROF_STRIDE * sizeof(uint64_t));
 	if (!f->x || !f->xb || !f->q || !f->kc || !f->vc || !f->att || !f->hb ||
 	    !f->hb2 || !f->tmp || !f->rope || !f->act[0] || !f->act[1] ||
@@ -413,7 +407,7 @@ void slm_forward_destroy(struct slm_forward *f)
 			f->tmp,		f->rope,  f->act[0],  f->act[1],
 			f->act[2],	f->work,  f->att_q,   f->att_s,
 			f->k16,		f->items, f->out_idx, f->counters,
-			f->mm_counters, f->ybuf,  f->prof};
+			f->mm_counters, f->prof};
 	for (size_t i = 0; i < SLM_ARRAY_LEN(bufs); i++)
 		free(bufs[i]);
 	free(f->layers);
@@ -515,16 +509,7 @@ static void qkv_post(struct slm_forward *f, uint32_t l, uint32_t t, int ith)
 		void *kt = slm_kv_k(kv, blk, l, h);
 		uint8_t *vrow = (uint8_t *)slm_kv_v(kv, blk, l, h) +
 				(size_t)slot * d * kv->elt;
-		if (kv->p.type == SLM_KV_Q8_0) {
-			/* rows at the slot, K as V (kv.h) */
-			uint8_t *krow =
-				(uint8_t *)kt + (size_t)slot * kv->row_bytes;
-			vrow = (uint8_t *)slm_kv_v(kv, blk, l, h) +
-			       (size_t)slot * kv->row_bytes;
-			int rc = slm_quantize_ref(SLM_DTYPE_Q8_0, kh, krow, d);
-			rc |= slm_quantize_ref(SLM_DTYPE_Q8_0, vh, vrow, d);
-			SLM_ASSERT(rc == 0);
-		} else if (kv->p.type == SLM_KV_F16) {
+		if (kv->p.type == SLM_KV_F16) {
 			f->k.to_f16(d, kh, k16);
 			uint16_t *kt16 = kt;
 			for (uint32_t e = 0; e < d; e++)
@@ -587,51 +572,39 @@ static void attention(struct slm_forward *f, uint32_t l, int ith)
 }
 
 /*
- * This thread's share of y = W x (x quantized in act).  Prefill splits
- * the rows evenly: every thread streams one contiguous range.  Decode is
- * bound by memory, and a thread that loses its core for a while (a busy
- * machine, the dataplane thread sharing a worker core on a small box)
- * would leave the others waiting at the next barrier: so its rows go in
- * chunks of about 1 / (4 nth) of the matrix, each taken from product
- * `id`'s counter by whichever thread is free, a long stream each.  With
- * several tokens a chunk's outputs are written to the thread's ybuf
- * ([tokens][chunk]) and then into y's rows.
+ * This thread's share of y = W x (x quantized in act).  Rows are handed
+ * out in chunks of about 1 / (4 nth) of the matrix from product `id`'s
+ * counter, to whichever thread is free: a thread that loses its core for
+ * a while (a busy machine; on a small box slmd's dataplane thread shares a
+ * worker core) then does fewer chunks instead of holding the others at
+ * the next barrier.  Each chunk is still one long stream of weight rows
+ * (decode) or a run of whole panels (prefill), and the results do not
+ * depend on the cuts (slm_matmul_compute_rows).
  */
 static void matmul_share(struct slm_forward *f, const struct slm_matrix *w,
 			 const uint8_t *act, uint32_t n_tokens, float *y,
 			 int ith, uint32_t id)
 {
 	void *mine = f->work ? f->work + f->work_slice * (size_t)ith : NULL;
-	if (n_tokens >= DYN_MAX_TOKENS || f->nth == 1) {
-		slm_matmul_compute_local(w, act, n_tokens, y, mine, ith,
-					 f->nth);
+	if (f->nth == 1) {
+		slm_matmul_compute_rows(w, act, n_tokens, y, mine, 0, w->n_out);
 		return;
 	}
-	int64_t rows = (w->n_out + DYN_CHUNKS_PER_THREAD * f->nth - 1) /
-		       (DYN_CHUNKS_PER_THREAD * f->nth);
-	rows = (rows + 15) / 16 * 16;
-	if (n_tokens > 1 && rows > DYN_MAX_ROWS)
-		rows = DYN_MAX_ROWS;
-	float *ybuf = f->ybuf + (size_t)ith * DYN_MAX_ROWS * DYN_MAX_TOKENS;
+	const int64_t unit = (int64_t)slm_matmul_row_unit(w, n_tokens, mine);
+	const int64_t n_chunks = (int64_t)CHUNKS_PER_THREAD * f->nth;
+	int64_t rows = (w->n_out + n_chunks - 1) / n_chunks;
+	/* a prefill chunk packs the block's activations again: at least 64
+	 * rows keep that small next to the products */
+	rows = SLM_MAX(unit > 1 ? 64 : 16, (rows + 15) / 16 * 16);
+	rows = (rows + unit - 1) / unit * unit;
 	for (;;) {
 		int64_t r0 = (int64_t)__atomic_fetch_add(&f->mm_counters[id], 1,
 							 __ATOMIC_RELAXED) *
 			     rows;
 		if (r0 >= w->n_out)
 			break;
-		struct slm_matrix sub = *w;
-		sub.data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
-		sub.n_out = SLM_MIN(rows, w->n_out - r0);
-		if (n_tokens == 1) {
-			slm_matmul_compute_local(&sub, act, 1, y + r0, mine, 0,
-						 1);
-			continue;
-		}
-		slm_matmul_compute_local(&sub, act, n_tokens, ybuf, mine, 0, 1);
-		for (uint32_t t = 0; t < n_tokens; t++)
-			memcpy(y + (size_t)t * (size_t)w->n_out + (size_t)r0,
-			       ybuf + (size_t)t * (size_t)sub.n_out,
-			       (size_t)sub.n_out * sizeof(float));
+		slm_matmul_compute_rows(w, act, n_tokens, y, mine, r0,
+					SLM_MIN(w->n_out, r0 + rows));
 	}
 }
 

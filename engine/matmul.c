@@ -126,23 +126,6 @@ void slm_matmul_quantize(enum slm_dtype wtype, int64_t n_in, const float *x,
 			       n_in);
 }
 
-static void compute_blocked(const struct slm_matrix *w, const void *act,
-			    int64_t n_tokens, float *y, uint8_t *mine, int ith,
-			    int nth)
-{
-	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
-	int64_t o_lo, o_hi;
-	split(w->n_out, SLM_GEMM_PANEL, ith, nth, &o_lo, &o_hi);
-	if (o_lo >= o_hi)
-		return;
-	/* tokens per block: the panel decode is shared by the block */
-	const int64_t tb = slm_gemm_avx512_token_block(w->type, w->n_in);
-	for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
-		int64_t t1 = SLM_MIN(n_tokens, t0 + tb);
-		slm_gemm_avx512(w, act, act_row, t0, t1, o_lo, o_hi, y, mine);
-	}
-}
-
 size_t slm_matmul_thread_work_bytes(const struct slm_matrix *w)
 {
 	return use_blocked(w) ? gemm_thread_bytes(w) : 0;
@@ -159,44 +142,80 @@ void slm_matmul_compute(const struct slm_matrix *w, const void *act,
 				 ith, nth);
 }
 
-void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
-			      int64_t n_tokens, float *y, void *work, int ith,
-			      int nth)
+enum path { PATH_BLOCKED, PATH_GEMV, PATH_TILES };
+
+static enum path path_of(const struct slm_matrix *w, int64_t n_tokens,
+			 const void *work)
 {
-	if (work && n_tokens >= GEMM_MIN_TOKENS && use_blocked(w)) {
-		compute_blocked(w, act, n_tokens, y, work, ith, nth);
+	if (work && n_tokens >= GEMM_MIN_TOKENS && use_blocked(w))
+		return PATH_BLOCKED;
+	if (work && use_blocked(w) && slm_gemv_avx512_scratch(w->type, w->n_in))
+		return PATH_GEMV;
+	return PATH_TILES;
+}
+
+/*
+ * Rows of one tile: decode-sized batches take one weight row per tile: a
+ * tile of several rows reads them as interleaved streams, which the
+ * hardware prefetcher (it stays within 4 KiB pages) follows badly; one
+ * row is one sequential stream, which the kernels also prefetch ahead
+ * (decode here: 10 GB/s per core with 4-row tiles, 18-25 with one).
+ * Bigger batches re-read each tile from cache for every token tile and
+ * gain from the full tile.
+ */
+static int tile_rows(const struct slm_quant_traits *t, int64_t n_tokens)
+{
+	return n_tokens <= t->gemm_nr ? 1 : t->gemm_mr;
+}
+
+size_t slm_matmul_row_unit(const struct slm_matrix *w, int64_t n_tokens,
+			   const void *thread_work)
+{
+	switch (path_of(w, n_tokens, thread_work)) {
+	case PATH_BLOCKED:
+		return SLM_GEMM_PANEL;
+	case PATH_GEMV:
+		return 1;
+	default:
+		return (size_t)tile_rows(slm_quant_traits(w->type), n_tokens);
+	}
+}
+
+void slm_matmul_compute_rows(const struct slm_matrix *w, const void *act,
+			     int64_t n_tokens, float *y, void *work,
+			     int64_t o_lo, int64_t o_hi)
+{
+	if (o_lo >= o_hi)
+		return;
+	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
+	switch (path_of(w, n_tokens, work)) {
+	case PATH_BLOCKED: {
+		/* tokens per block: the panel decode is shared by the block */
+		const int64_t tb =
+			slm_gemm_avx512_token_block(w->type, w->n_in);
+		for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
+			int64_t t1 = SLM_MIN(n_tokens, t0 + tb);
+			slm_gemm_avx512(w, act, act_row, t0, t1, o_lo, o_hi, y,
+					work);
+		}
 		return;
 	}
-	if (work && use_blocked(w) &&
-	    slm_gemv_avx512_scratch(w->type, w->n_in)) {
+	case PATH_GEMV:
 		/* few tokens: each weight row read once per 4 tokens */
-		const size_t act_row =
-			slm_matmul_act_row_bytes(w->type, w->n_in);
-		int64_t lo, hi;
-		split(w->n_out, 1, ith, nth, &lo, &hi);
 		for (int64_t t = 0; t < n_tokens; t += SLM_GEMV_MAX_TOKENS)
 			slm_gemv_avx512(
 				w, (const uint8_t *)act + (size_t)t * act_row,
 				act_row,
-				SLM_MIN(SLM_GEMV_MAX_TOKENS, n_tokens - t), lo,
-				hi, y + (size_t)t * (size_t)w->n_out, work);
+				SLM_MIN(SLM_GEMV_MAX_TOKENS, n_tokens - t),
+				o_lo, o_hi, y + (size_t)t * (size_t)w->n_out,
+				work);
 		return;
+	case PATH_TILES:
+		break;
 	}
 	const struct slm_quant_traits *t = slm_quant_traits(w->type);
-	/*
-	 * Decode-sized batches take one weight row per tile: a tile of
-	 * several rows reads them as interleaved streams, which the hardware
-	 * prefetcher (it stays within 4 KiB pages) follows badly; one row is
-	 * one sequential stream, which the kernels also prefetch ahead
-	 * (decode here: 10 GB/s per core with 4-row tiles, 18-25 with one).
-	 * Bigger batches re-read each tile from cache for every token tile
-	 * and gain from the full tile.
-	 */
-	const int mr = n_tokens <= t->gemm_nr ? 1 : t->gemm_mr;
+	const int mr = tile_rows(t, n_tokens);
 	const int nr = t->gemm_nr;
-	const size_t act_row = slm_matmul_act_row_bytes(w->type, w->n_in);
-	int64_t o_lo, o_hi;
-	split(w->n_out, mr, ith, nth, &o_lo, &o_hi);
 	int64_t tb = (int64_t)(ACT_BLOCK_BYTES / act_row);
 	tb = SLM_MAX(nr, tb / nr * nr);
 	for (int64_t t0 = 0; t0 < n_tokens; t0 += tb) {
@@ -217,6 +236,16 @@ void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
 			}
 		}
 	}
+}
+
+void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
+			      int64_t n_tokens, float *y, void *work, int ith,
+			      int nth)
+{
+	int64_t lo, hi;
+	split(w->n_out, (int64_t)slm_matmul_row_unit(w, n_tokens, work), ith,
+	      nth, &lo, &hi);
+	slm_matmul_compute_rows(w, act, n_tokens, y, work, lo, hi);
 }
 
 struct matmul_op {

@@ -100,6 +100,23 @@ void slm_matmul_compute_local(const struct slm_matrix *w, const void *act,
 			      int ith, int nth);
 
 /*
+ * Phase 2 for the output rows [o0, o1) only, every token, with this
+ * thread's own scratch (as slm_matmul_compute_local): for callers that
+ * hand rows out themselves, e.g. in chunks from a shared counter so that
+ * a thread that loses its core does less.  o0 and o1 must be multiples of
+ * slm_matmul_row_unit (o1 may also be n_out); the results are those of
+ * slm_matmul_compute_local, bit for bit, however the rows are cut.
+ */
+void slm_matmul_compute_rows(const struct slm_matrix *w, const void *act,
+			     int64_t n_tokens, float *y, void *thread_work,
+			     int64_t o0, int64_t o1);
+
+/* The row granularity of a product of n_tokens with W (16 for the
+ * blocked GEMM's panels, 1 or the tile height otherwise). */
+size_t slm_matmul_row_unit(const struct slm_matrix *w, int64_t n_tokens,
+			   const void *thread_work);
+
+/*
  * Both phases on the pool: y = W x.  act and work as above (sized for
  * the pool's thread count).
  */

@@ -98,7 +98,7 @@ static struct diff compare(const float *a, const float *b, int rows,
 static void judge(const char *stem, const char *mode, struct diff d,
 		  struct tol t)
 {
-	printf("\n    parity | %-16s | %-12s | %.4f | %.3f | %d/%d |", stem,
+	printf("\n    parity | %-16s | %-12s | %.5f | %.4f | %d/%d |", stem,
 	       mode, d.rms, d.max, d.agree, d.rows);
 	int min_agree = d.rows - d.rows / 16; /* 60 of 64 */
 	if (!(d.rms <= t.rms) || !(d.max <= t.max) || d.agree < min_agree)

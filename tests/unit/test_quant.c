@@ -921,6 +921,75 @@ static void test_matmul_back_to_back(void)
 	slm_threadpool_destroy(pool);
 }
 
+/*
+ * slm_matmul_compute_rows over ranges cut at random multiples of the row
+ * unit gives exactly what one thread's slm_matmul_compute_local gives,
+ * for decode-sized and prefill-sized batches, on every tier.
+ */
+static void test_matmul_rows(void)
+{
+	struct slm_test_rng rng = {123};
+	const int64_t n_in = 512, n_out = 150;
+	const enum slm_dtype types[] = {SLM_DTYPE_Q4_0, SLM_DTYPE_Q4_K,
+					SLM_DTYPE_Q6_K, SLM_DTYPE_Q5_1,
+					SLM_DTYPE_F16};
+	const int64_t tokens[] = {1, 3, 7, 40};
+	float *xw = normal_vec(&rng, n_in * n_out, 0.05);
+	float *x = normal_vec(&rng, n_in * 40, 1.0);
+	float *y = malloc((size_t)(40 * n_out) * sizeof(float));
+	float *y2 = malloc((size_t)(40 * n_out) * sizeof(float));
+	enum slm_simd saved = slm_quant_simd();
+	for (int tier = 0; tier < SLM_SIMD__COUNT; tier++) {
+		if (!slm_cpu_has_simd((enum slm_simd)tier))
+			continue;
+		slm_quant_set_simd((enum slm_simd)tier);
+		for (size_t ti = 0; ti < SLM_ARRAY_LEN(types); ti++) {
+			enum slm_dtype wt = types[ti];
+			size_t wrow = row_size(wt, n_in);
+			uint8_t *wd = malloc(wrow * (size_t)n_out);
+			for (int64_t o = 0; o < n_out; o++)
+				slm_quantize_ref(wt, xw + o * n_in,
+						 wd + (size_t)o * wrow, n_in);
+			struct slm_matrix m = {wt, n_in, n_out, wd, wrow};
+			size_t wb = slm_matmul_thread_work_bytes(&m);
+			void *work = wb ? malloc(wb) : NULL;
+			void *act = malloc(slm_matmul_act_bytes(wt, n_in, 40));
+			for (size_t k = 0; k < SLM_ARRAY_LEN(tokens); k++) {
+				int64_t nt = tokens[k];
+				slm_matmul_quantize(wt, n_in, x, nt, act, 0, 1);
+				slm_matmul_compute_local(&m, act, nt, y, work,
+							 0, 1);
+				int64_t unit = (int64_t)slm_matmul_row_unit(
+					&m, nt, work);
+				CU_ASSERT(unit >= 1 && unit <= 16);
+				memset(y2, 0xff, (size_t)(nt * n_out) * 4);
+				for (int64_t o = 0; o < n_out;) {
+					int64_t len =
+						unit *
+						(int64_t)(1 +
+							  slm_test_rand(&rng) %
+								  4);
+					int64_t end = SLM_MIN(n_out, o + len);
+					slm_matmul_compute_rows(&m, act, nt, y2,
+								work, o, end);
+					o = end;
+				}
+				CU_ASSERT(memcmp(y, y2,
+						 (size_t)(nt * n_out) * 4) ==
+					  0);
+			}
+			free(act);
+			free(work);
+			free(wd);
+		}
+	}
+	slm_quant_set_simd(saved);
+	free(xw);
+	free(x);
+	free(y);
+	free(y2);
+}
+
 static void test_matmul_check(void)
 {
 	struct slm_error err = {0};
@@ -1063,4 +1132,5 @@ SLM_SUITE("quant", NULL, NULL, {"fp16", test_fp16}, {"bf16", test_bf16},
 	  {"gemm_token_blocks", test_gemm_token_blocks},
 	  {"matmul_check", test_matmul_check},
 	  {"matmul_back_to_back", test_matmul_back_to_back},
+	  {"matmul_rows", test_matmul_rows},
 	  {"golden_bytes", test_golden_bytes});
