@@ -748,6 +748,92 @@ static void test_namespaces(void)
 	finish_core(sv, cfg);
 }
 
+/* The order DONE events arrive in (any thread). */
+static pthread_mutex_t order_mu = PTHREAD_MUTEX_INITIALIZER;
+static int order[16], n_order;
+
+struct ordered {
+	struct got *g;
+	int index;
+};
+
+static void on_event_ordered(void *ctx, const struct slm_event *ev)
+{
+	struct ordered *o = ctx;
+	if (ev->kind == SLM_EVENT_DONE) {
+		pthread_mutex_lock(&order_mu);
+		order[n_order++] = o->index;
+		pthread_mutex_unlock(&order_mu);
+	}
+	on_event(o->g, ev);
+}
+
+/*
+ * First come, first served: with one sequence at a time, requests finish
+ * in the order they came, long or short; a request whose deadline passes
+ * while it waits ends with DEADLINE without running.
+ */
+static void test_fcfs_and_waiting_deadline(void)
+{
+	const char *m = model_file("models/llama-s-F32.gguf");
+	if (!m) {
+		slm_test_skip("models/llama-s-F32.gguf is not generated");
+		return;
+	}
+	struct slm_config *cfg;
+	struct slm_serve *sv = start(
+		&cfg, m, (const char *const[]){"serve.max_running=1", NULL});
+	if (!sv)
+		return;
+	enum { N = 6 };
+	int32_t ids[N][64];
+	struct ordered o[N + 1];
+	n_order = 0;
+	for (int i = 0; i <= N; i++) {
+		o[i].g = got_new();
+		o[i].index = i;
+	}
+	for (int i = 0; i < N; i++) {
+		/* long and short prompts and generations, alternating */
+		uint32_t len = i % 2 ? 60 : 5, gen = i % 2 ? 4 : 30;
+		ids_prompt(ids[i], len, 400 + (uint64_t)i, 1024);
+		struct slm_request rq = {.input = SLM_INPUT_IDS,
+					 .ids = ids[i],
+					 .n_ids = len,
+					 .on_event = on_event_ordered,
+					 .ctx = &o[i]};
+		slm_gen_params_default(&rq.gen);
+		rq.gen.temperature = 0;
+		rq.gen.max_tokens = gen;
+		rq.gen.ignore_eos = true;
+		uint64_t id;
+		struct slm_error err = {0};
+		CU_ASSERT_EQUAL(slm_serve_submit(sv, &rq, &id, &err), 0);
+		if (i == 0) {
+			/* one that cannot wait: 1 ms, behind request 0 */
+			struct slm_request dl = rq;
+			dl.ctx = &o[N];
+			dl.deadline_ns = slm_now_ns() + 1000000;
+			CU_ASSERT_EQUAL(slm_serve_submit(sv, &dl, &id, &err),
+					0);
+		}
+	}
+	for (int i = 0; i <= N; i++)
+		got_wait(o[i].g);
+	CU_ASSERT_EQUAL(o[N].g->last.finish, SLM_FINISH_DEADLINE);
+	CU_ASSERT_EQUAL(o[N].g->last.usage.generated_tokens, 0);
+	int k = 0, inversions = 0;
+	for (int j = 0; j < n_order; j++) {
+		if (order[j] == N)
+			continue;
+		inversions += order[j] != k++;
+	}
+	CU_ASSERT_EQUAL(inversions, 0);
+	finish_core(sv, cfg);
+	for (int i = 0; i <= N; i++)
+		got_free(o[i].g);
+}
+
 /*
  * Two worker groups (a synthetic two-node topology: threads unpinned,
  * memory not bound): requests spread over both, each gives the tokens a
@@ -820,4 +906,6 @@ SLM_SUITE("serve", NULL, NULL,
 	  {"deadline, overload, drain", test_deadline_overload_drain},
 	  {"bad requests, text and chat input", test_bad_requests},
 	  {"namespaces", test_namespaces},
+	  {"first come, first served; a deadline while waiting",
+	   test_fcfs_and_waiting_deadline},
 	  {"two worker groups, prefix affinity", test_two_groups})
