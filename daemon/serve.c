@@ -480,6 +480,7 @@ int slm_serve_create(const struct slm_config *cfg,
 		 slm_kv_type_name(s->kv_type), s->kv_blocks, s->block_tokens,
 		 s->budget, s->max_running, s->prefix_on ? "on" : "off",
 		 s->prefix_on && s->namespaces ? " (namespaces)" : "");
+	__atomic_store_n(&s->alive, true, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->accepting, true, __ATOMIC_RELEASE);
 	*out = s;
 	return 0;
@@ -677,15 +678,46 @@ static int refuse(struct slm_serve *s, int rc)
 	return rc;
 }
 
+/*
+ * Entering and leaving the API from another thread while stop may run:
+ * stop clears `alive`, then waits until no caller is inside (`users`);
+ * a caller counts itself in, then checks `alive` (both sequentially
+ * consistent, so one of the two sees the other).
+ */
+static bool enter(struct slm_serve *s)
+{
+	__atomic_add_fetch(&s->users, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->alive, __ATOMIC_SEQ_CST))
+		return true;
+	__atomic_sub_fetch(&s->users, 1, __ATOMIC_SEQ_CST);
+	return false;
+}
+
+static void leave(struct slm_serve *s)
+{
+	__atomic_sub_fetch(&s->users, 1, __ATOMIC_SEQ_CST);
+}
+
+static int submit(struct slm_serve *s, const struct slm_request *req,
+		  uint64_t *id_out, struct slm_error *err);
+
 int slm_serve_submit(struct slm_serve *s, const struct slm_request *req,
 		     uint64_t *id_out, struct slm_error *err)
 {
+	if (!enter(s))
+		return refuse(s, slm_error_set(err, SLM_ESTATE, "not serving"));
+	int rc = submit(s, req, id_out, err);
+	leave(s);
+	return rc;
+}
+
+static int submit(struct slm_serve *s, const struct slm_request *req,
+		  uint64_t *id_out, struct slm_error *err)
+{
 	if (!__atomic_load_n(&s->accepting, __ATOMIC_ACQUIRE))
 		return refuse(s, slm_error_set(err, SLM_ESTATE,
-					       s->stopped ? "not serving"
-							  : "draining: not "
-							    "accepting "
-							    "requests"));
+					       "draining: not accepting "
+					       "requests"));
 	if (!req || !req->on_event)
 		return refuse(s, slm_error_set(err, SLM_EINVAL,
 					       "request without an event "
@@ -849,7 +881,11 @@ void slm_serve_stop(struct slm_serve *s)
 	if (!s || s->stopped)
 		return;
 	__atomic_store_n(&s->accepting, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&s->alive, false, __ATOMIC_SEQ_CST);
 	s->stopped = true;
+	/* callers already inside submit or describe finish first */
+	while (__atomic_load_n(&s->users, __ATOMIC_SEQ_CST))
+		slm_sleep_ns(100000);
 	for (int i = 0; i < s->n_groups; i++) {
 		struct serve_group *g = &s->groups[i];
 		if (!g->leader && !g->raw)
@@ -899,7 +935,7 @@ void slm_serve_destroy(struct slm_serve *s)
 bool slm_serve_describe(struct slm_serve *s, struct slm_serve_info *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (!s || s->stopped || !s->model)
+	if (!s || !enter(s))
 		return false;
 	out->name = s->name;
 	out->path = s->model_path;
@@ -911,6 +947,7 @@ bool slm_serve_describe(struct slm_serve *s, struct slm_serve_info *out)
 	out->kv_type = slm_kv_type_name(s->kv_type);
 	out->kv_blocks = s->kv_blocks;
 	out->block_tokens = s->block_tokens;
+	leave(s);
 	return true;
 }
 

@@ -139,8 +139,10 @@ struct serve_group {
 
 struct slm_serve {
 	const struct slm_config *cfg;
-	bool accepting; /* atomic */
-	bool stopped;
+	bool accepting; /* atomic: submits are taken (not draining) */
+	bool alive;	/* atomic: not stopped; see enter() in serve.c */
+	uint32_t users; /* atomic: callers inside submit / describe */
+	bool stopped;	/* the stopping thread's own */
 
 	/* the model and what is shared read-only by every group */
 	struct slm_model *model;
