@@ -281,7 +281,7 @@ asan: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		SLM_SANITIZED=1 ./tests/run.sh build-asan
 
-run: deps all
+run: deps all $(VOCABS)
 	$(BUILD)/bin/slmd -c configs/slmd.conf
 
 bench: all testdata $(BENCH_BINS)

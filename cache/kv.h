@@ -1,42 +1,59 @@
 /*
- * kv.h: the storage of the paged KV cache: a pool of fixed-size blocks and,
- * per sequence, a block table.
+ * kv.h: the storage of the paged KV cache: a pool of fixed-size,
+ * refcounted blocks and, per sequence, a block table.
  *
  * A block holds the keys and values of `block_tokens` consecutive
  * positions of one sequence, for every layer and every KV head.  The pool
  * is one region allocated at creation (numa/alloc.h, on the node that
  * computes with it) and never grows; blocks are handed out and taken back
  * by index.  The forward pass (engine/forward.h) reads and writes K and V
- * through (pool, block table, position) and nothing else, so sharing
- * blocks between sequences (refcounts, copy-on-write, the prefix tree,
- * eviction: the serving core's business) extends this module without
- * touching the forward pass.
+ * through (pool, block table, position) and nothing else.
  *
- * Layout.  Elements are of the pool's type (F16 or F32).  With N =
- * block_tokens, d = head_dim, a block is n_layer slices of layer_bytes,
- * and a slice is
+ * Sharing.  Every block has a reference count: slm_kv_block_alloc hands a
+ * block out with one reference, slm_kv_block_get adds one, and
+ * slm_kv_block_put drops one and returns the block to the free list at
+ * zero.  A sequence holds one reference on each block of its table; the
+ * prefix cache (cache/prefix.h) holds one on each block it indexes, so a
+ * cached prompt prefix is shared by every sequence that starts with it.
+ * A block with more than one reference is read-only: before the forward
+ * pass writes a position into a shared block (a partly filled last block
+ * that two sequences share after a fork), slm_kv_seq_reserve copies it to
+ * a block of the sequence's own (copy-on-write).  Blocks the prefix cache
+ * indexes are always full, so sequences only ever append past them.
+ *
+ * Layout.  Elements are of the pool's type.  With N = block_tokens, d =
+ * head_dim, a block is n_layer slices of layer_bytes, and a slice is, for
+ * F16 and F32:
  *
  *     K  [n_head_kv][d][N]   keys, transposed: for one head, element i of
  *                            every position of the block is one run of N
  *     V  [n_head_kv][N][d]   values: one row of d per position
  *
+ * and for Q8_0 (KV quantization, 34 bytes per 32 elements: 8.5 bits per
+ * element against F16's 16; needs d % 32 == 0):
+ *
+ *     K  [n_head_kv][N][d/32] block_q8_0   one quantized row per position
+ *     V  [n_head_kv][N][d/32] block_q8_0
+ *
  * Attention multiplies a query with the keys of 16 positions at a time,
  * which the transposed K makes one vector load per element, without a
  * horizontal sum; it weights and adds whole value rows, which V's rows
- * serve.  A layer's slice is contiguous (copy-on-write copies slices or
- * whole blocks); block i starts at data + i * block_bytes, 64-byte aligned.
+ * serve.  A quantized row must be quantized whole, hence Q8_0's K rows.
+ * A layer's slice is contiguous; block i starts at data + i *
+ * block_bytes, 64-byte aligned.
  *
  * Positions.  Position p of a sequence lives in block table[p / N], slot
  * p % N.  `n_pos` counts the positions whose K/V are valid: [0, n_pos).
  * The forward pass appends (a token at position p requires p == n_pos and
  * makes n_pos = p + 1); going back is slm_kv_seq_truncate.  The table must
- * cover a position before the forward pass writes it
- * (slm_kv_seq_reserve).
+ * cover a position before the forward pass writes it, with the blocks
+ * from n_pos on owned by the sequence alone (slm_kv_seq_reserve does
+ * both).
  *
- * Threads: the pool's allocator and a sequence's table are used by one
- * thread at a time (the scheduler of a worker group); the forward pass's
- * threads only read tables and write the slots of the positions they
- * compute.
+ * Threads: the pool's allocator, the reference counts and a sequence's
+ * table are used by one thread at a time (the scheduler of a worker
+ * group); the forward pass's threads only read tables and write the slots
+ * of the positions they compute.
  */
 #ifndef SLM_CACHE_KV_H
 #define SLM_CACHE_KV_H
@@ -51,18 +68,35 @@
 enum slm_kv_type {
 	SLM_KV_F16 = 0, /* IEEE half: llama.cpp's default */
 	SLM_KV_F32 = 1,
+	SLM_KV_Q8_0 = 2, /* blocks of 32: an F16 scale and 32 int8 */
+	SLM_KV_TYPE__COUNT
 };
 
-/* "f16", "f32". */
+/* "f16", "f32", "q8_0". */
 const char *slm_kv_type_name(enum slm_kv_type t);
 
-/* Parse "f16" / "f32" (cache.kv_type); 0 or SLM_EINVAL. */
+/* Parse "f16" / "f32" / "q8_0" (cache.kv_type); 0 or SLM_EINVAL. */
 int slm_kv_type_parse(const char *name, enum slm_kv_type *out);
 
-/* Bytes of one element. */
+/* Bytes of one element: 4 or 2; 0 for Q8_0 (block-quantized: see
+ * slm_kv_row_bytes). */
 static inline size_t slm_kv_type_size(enum slm_kv_type t)
 {
-	return t == SLM_KV_F32 ? 4 : 2;
+	return t == SLM_KV_F32 ? 4 : t == SLM_KV_F16 ? 2 : 0;
+}
+
+#define SLM_KV_Q8_0_BLOCK 32 /* elements per Q8_0 block */
+#define SLM_KV_Q8_0_BYTES 34 /* bytes per Q8_0 block */
+
+/* Bytes of one position's row of d elements (0 when d does not suit the
+ * type: Q8_0 needs d % 32 == 0). */
+static inline size_t slm_kv_row_bytes(enum slm_kv_type t, uint32_t d)
+{
+	if (t == SLM_KV_Q8_0)
+		return d % SLM_KV_Q8_0_BLOCK ? 0
+					     : (size_t)d / SLM_KV_Q8_0_BLOCK *
+						       SLM_KV_Q8_0_BYTES;
+	return (size_t)d * slm_kv_type_size(t);
 }
 
 #define SLM_KV_BLOCK_ALIGN 16 /* block_tokens must be a multiple */
@@ -77,14 +111,15 @@ struct slm_kv_params {
 };
 
 /*
- * The pool.  Every field is fixed at creation except the free list, which
- * belongs to the allocator (slm_kv_block_alloc / _free); the forward pass
- * reads the geometry and data directly.
+ * The pool.  Every field is fixed at creation except the free list and
+ * the reference counts, which belong to the allocator (the scheduler's
+ * thread); the forward pass reads the geometry and data directly.
  */
 struct slm_kv_pool {
 	struct slm_kv_params p;
-	size_t elt;	    /* bytes per element */
-	size_t head_bytes;  /* one head's K (or V) in a block: N * d * elt */
+	size_t elt;	    /* bytes per element (0 for Q8_0) */
+	size_t row_bytes;   /* one position's d elements of one head */
+	size_t head_bytes;  /* one head's K (or V) in a block: N * row_bytes */
 	size_t layer_bytes; /* K and V of every head: 2 * n_head_kv *
 			       head_bytes */
 	size_t block_bytes; /* n_layer * layer_bytes, 64-byte multiple */
@@ -93,11 +128,14 @@ struct slm_kv_pool {
 	/* allocator: free block ids, a stack */
 	uint32_t *free_ids;
 	uint32_t n_free;
+	uint32_t *refs;	   /* [n_blocks] references; 0 = free */
+	uint64_t n_copies; /* copy-on-write copies made, for the counters */
 };
 
 /*
  * Allocate a pool (zeroed memory).  Errors: SLM_EINVAL (a zero size,
- * block_tokens not a multiple of 16), SLM_EOVERFLOW (sizes), SLM_ENOMEM.
+ * block_tokens not a multiple of 16, Q8_0 with head_dim not a multiple of
+ * 32), SLM_EOVERFLOW (sizes), SLM_ENOMEM.
  */
 int slm_kv_pool_create(const struct slm_kv_params *p, struct slm_kv_pool **out,
 		       struct slm_error *err) SLM_MUST_CHECK;
@@ -114,11 +152,35 @@ static inline uint32_t slm_kv_blocks_for(const struct slm_kv_pool *pool,
 /* Bytes of a pool of n_blocks for the geometry p (0 on overflow). */
 size_t slm_kv_pool_bytes(const struct slm_kv_params *p);
 
-/* A free block's id, or SLM_KV_BLOCK_NONE when the pool is exhausted. */
+/* Blocks of `bytes` bytes of pool of geometry p (at least 1; 0 on a
+ * geometry of zero size). */
+uint32_t slm_kv_blocks_in_bytes(const struct slm_kv_params *p, uint64_t bytes);
+
+/* A free block's id with one reference, or SLM_KV_BLOCK_NONE when the
+ * pool is exhausted.  Its contents are whatever they were. */
 uint32_t slm_kv_block_alloc(struct slm_kv_pool *pool);
 
-/* Give a block back (an id from slm_kv_block_alloc, not yet freed). */
+/* Add a reference to a block that has at least one. */
+void slm_kv_block_get(struct slm_kv_pool *pool, uint32_t block);
+
+/* Drop a reference; the block is free again when none is left. */
+void slm_kv_block_put(struct slm_kv_pool *pool, uint32_t block);
+
+/* The same as slm_kv_block_put (the pool before refcounts had only
+ * this). */
 void slm_kv_block_free(struct slm_kv_pool *pool, uint32_t block);
+
+/* References held on a block (0: free). */
+static inline uint32_t slm_kv_block_refs(const struct slm_kv_pool *pool,
+					 uint32_t block)
+{
+	return pool->refs[block];
+}
+
+/* Copy the K and V of slots [0, n_slots) of block src into block dst,
+ * every layer and head. */
+void slm_kv_block_copy(struct slm_kv_pool *pool, uint32_t dst, uint32_t src,
+		       uint32_t n_slots);
 
 /* Blocks free now. */
 static inline uint32_t slm_kv_pool_n_free(const struct slm_kv_pool *pool)
@@ -126,7 +188,8 @@ static inline uint32_t slm_kv_pool_n_free(const struct slm_kv_pool *pool)
 	return pool->n_free;
 }
 
-/* K of layer l, KV head h in block b: [d][N] elements. */
+/* K of layer l, KV head h in block b: [d][N] elements (Q8_0: [N] rows
+ * of d/32 blocks). */
 static inline void *slm_kv_k(const struct slm_kv_pool *pool, uint32_t b,
 			     uint32_t l, uint32_t h)
 {
@@ -134,7 +197,8 @@ static inline void *slm_kv_k(const struct slm_kv_pool *pool, uint32_t b,
 	       (size_t)l * pool->layer_bytes + (size_t)h * pool->head_bytes;
 }
 
-/* V of layer l, KV head h in block b: [N][d] elements. */
+/* V of layer l, KV head h in block b: [N][d] elements (Q8_0: [N] rows
+ * of d/32 blocks). */
 static inline void *slm_kv_v(const struct slm_kv_pool *pool, uint32_t b,
 			     uint32_t l, uint32_t h)
 {
@@ -146,8 +210,8 @@ static inline void *slm_kv_v(const struct slm_kv_pool *pool, uint32_t b,
 /*
  * A sequence's block table.  Zero-initialised it is empty; the table's
  * array is allocated by slm_kv_seq_init for at most max_pos positions, so
- * the hot path never allocates.  Blocks are owned by the sequence and
- * returned to the pool by truncate / free.
+ * the hot path never allocates.  The sequence holds one reference on each
+ * block of its table, dropped by truncate / free.
  */
 struct slm_kv_seq {
 	uint32_t *blocks; /* [cap] block ids; the first n_blocks are valid */
@@ -163,12 +227,29 @@ int slm_kv_seq_init(const struct slm_kv_pool *pool, struct slm_kv_seq *seq,
 		    uint32_t max_pos) SLM_MUST_CHECK;
 
 /*
- * Allocate blocks until the table covers positions [0, n_pos).  Errors:
- * SLM_ERANGE (n_pos > max_pos), SLM_EAGAIN (the pool has too few free
- * blocks: nothing is allocated then).
+ * Make the table ready for the forward pass to write positions
+ * [seq->n_pos, n_pos): allocate blocks until it covers [0, n_pos), and
+ * copy each block of that range that is shared (references > 1) into a
+ * block of its own (copy-on-write; only the valid slots are copied).
+ * Errors: SLM_ERANGE (n_pos > max_pos), SLM_EAGAIN (the pool has too few
+ * free blocks: nothing changes then).
  */
 int slm_kv_seq_reserve(struct slm_kv_pool *pool, struct slm_kv_seq *seq,
 		       uint32_t n_pos) SLM_MUST_CHECK;
+
+/* Free blocks slm_kv_seq_reserve(pool, seq, n_pos) would take. */
+uint32_t slm_kv_seq_reserve_need(const struct slm_kv_pool *pool,
+				 const struct slm_kv_seq *seq, uint32_t n_pos);
+
+/*
+ * Start an empty sequence (n_blocks 0) on shared blocks: its table gets
+ * blocks[0..n_blocks) with a reference each, and n_pos positions
+ * (n_pos <= n_blocks * N, <= max_pos) are valid.  SLM_EINVAL when seq is
+ * not empty or the sizes do not fit.
+ */
+int slm_kv_seq_share(struct slm_kv_pool *pool, struct slm_kv_seq *seq,
+		     const uint32_t *blocks, uint32_t n_blocks,
+		     uint32_t n_pos) SLM_MUST_CHECK;
 
 /* Positions the table covers now: n_blocks * N. */
 static inline uint32_t slm_kv_seq_capacity(const struct slm_kv_pool *pool,

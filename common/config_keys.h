@@ -66,24 +66,6 @@ SLM_CFG_KEY(ENGINE_SPIN_US, "engine", "spin_us", INT, "5000", 0, 10000000,
 	"Microseconds a pool thread spins for work before it sleeps (waking "
 	"costs tens of microseconds): cover the gaps of a busy server.")
 
-SLM_CFG_KEY(ENGINE_BATCH, "engine", "batch", INT, "512", 1, 65536, NULL,
-	STATIC,
-	"Tokens per forward pass at most: a longer prompt is evaluated in "
-	"chunks of this many tokens (llama.cpp's n_ubatch).  Sizes the "
-	"forward pass's scratch memory.")
-SLM_CFG_KEY(ENGINE_CTX, "engine", "ctx", INT, "0", 0, 16777216, NULL, STATIC,
-	"Positions of one sequence at most (prompt and generated tokens); 0 = "
-	"what the command needs, up to the model's training context.")
-
-SLM_CFG_KEY(CACHE_KV_TYPE, "cache", "kv_type", ENUM, "f16", 0, 0, "f16|f32",
-	STATIC,
-	"Element type of the KV cache: f16 (half the memory, llama.cpp's "
-	"default) or f32.")
-SLM_CFG_KEY(CACHE_BLOCK_TOKENS, "cache", "block_tokens", INT, "16", 16, 4096,
-	NULL, STATIC,
-	"Positions per KV cache block (a multiple of 16): the unit of KV "
-	"allocation and of prefix sharing.")
-
 SLM_CFG_KEY(DP_KIND, "dataplane", "kind", ENUM, "uring", 0, 0, "uring|dpdk",
 	STATIC,
 	"Packet path of the RPC: uring (kernel UDP sockets driven by io_uring) "
@@ -162,6 +144,56 @@ SLM_CFG_KEY(DP_CLIENT_IDLE_S, "dataplane", "client_idle_s", INT, "120", 2,
 	86400, NULL, STATIC,
 	"A client connection with no request silent this long is forgotten. "
 	"Must exceed replay_window_s.")
+
+SLM_CFG_KEY(ENGINE_BATCH, "engine", "batch", INT, "512", 1, 65536, NULL,
+	STATIC,
+	"Tokens per forward pass at most: a longer prompt is evaluated in "
+	"chunks of this many tokens (llama.cpp's n_ubatch).  Sizes the "
+	"forward pass's scratch memory.")
+SLM_CFG_KEY(ENGINE_CTX, "engine", "ctx", INT, "0", 0, 16777216, NULL, STATIC,
+	"Positions of one sequence at most (prompt and generated tokens); 0 = "
+	"what the command needs, up to the model's training context.")
+
+SLM_CFG_KEY(CACHE_KV_TYPE, "cache", "kv_type", ENUM, "f16", 0, 0,
+	"f16|f32|q8_0", STATIC,
+	"Element type of the KV cache: f16 (half the memory, llama.cpp's "
+	"default), f32, or q8_0 (KV quantization: about half of f16's "
+	"memory; needs head_dim a multiple of 32).")
+SLM_CFG_KEY(CACHE_BLOCK_TOKENS, "cache", "block_tokens", INT, "16", 16, 4096,
+	NULL, STATIC,
+	"Positions per KV cache block (a multiple of 16): the unit of KV "
+	"allocation and of prefix sharing.")
+SLM_CFG_KEY(CACHE_KV_BYTES, "cache", "kv_bytes", SIZE, "256M", 0,
+	1099511627776, NULL, STATIC,
+	"Memory of each worker group's KV block pool, allocated once at "
+	"start-up on the group's node; ignored when kv_tokens is set.")
+SLM_CFG_KEY(CACHE_KV_TOKENS, "cache", "kv_tokens", INT, "0", 0, 1073741824,
+	NULL, STATIC,
+	"Size of each worker group's KV block pool in token positions (all "
+	"sequences together, cached prefixes included); 0 = size it by "
+	"kv_bytes.")
+SLM_CFG_KEY(CACHE_PREFIX, "cache", "prefix", BOOL, "true", 0, 0, NULL,
+	STATIC,
+	"Keep a prompt-prefix cache: KV blocks of earlier prompts are reused "
+	"by any request that starts with the same tokens.")
+SLM_CFG_KEY(CACHE_NAMESPACES, "cache", "namespaces", BOOL, "false", 0, 0,
+	NULL, STATIC,
+	"Honour the per-request cache namespace: requests of different "
+	"namespaces never share cached prefixes (multi-tenant boxes).  Off: "
+	"every request shares one cache.")
+
+SLM_CFG_KEY(SERVE_MAX_RUNNING, "serve", "max_running", INT, "64", 1, 4096,
+	NULL, STATIC,
+	"Sequences a worker group runs at once (decoded together in each "
+	"forward pass); at most engine.batch.")
+SLM_CFG_KEY(SERVE_MAX_QUEUE, "serve", "max_queue", INT, "1024", 1, 1048576,
+	NULL, STATIC,
+	"Requests waiting for a worker group beyond those running; more are "
+	"refused with EOVERLOAD.")
+SLM_CFG_KEY(SERVE_BATCH_TOKENS, "serve", "batch_tokens", INT, "0", 0, 65536,
+	NULL, STATIC,
+	"Token budget of one forward pass: one decode token per running "
+	"sequence, then chunks of prompts; 0 = engine.batch.")
 
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,

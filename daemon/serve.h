@@ -16,6 +16,13 @@
  *
  * Ownership: submit copies everything it needs from the request (prompt,
  * messages, stop strings); the caller may free them when submit returns.
+ *
+ * Inside (daemon/serve.c, daemon/sched.c): one worker group per group of
+ * the placement plan (numa/placement.h), each with its own copy of the
+ * weights (or the node's), KV block pool, prefix cache, thread pool and a
+ * leader thread that runs the scheduler: continuous batching of every
+ * running sequence's next token with chunks of waiting prompts, within a
+ * token budget per forward pass.  docs/architecture.md tells the rest.
  */
 #ifndef SLM_DAEMON_SERVE_H
 #define SLM_DAEMON_SERVE_H
@@ -103,6 +110,9 @@ struct slm_timings {
 	uint64_t prefill_us; /* prompt processing */
 	uint64_t ttft_us;    /* submit -> first token event */
 	uint64_t total_us;   /* submit -> done */
+	/* first token -> last token; over generated_tokens - 1 it is the
+	 * time per decoded token */
+	uint64_t decode_us;
 };
 
 enum slm_event_kind {
@@ -140,5 +150,130 @@ int slm_serve_submit(struct slm_serve *s, const struct slm_request *req,
 /* Cancel a request; its DONE event (finish CANCELED) follows.  Returns
  * SLM_ENOTFOUND when the request is unknown or already done. */
 int slm_serve_cancel(struct slm_serve *s, uint64_t id);
+
+/* ---- the serving core's life ------------------------------------------- */
+
+struct slm_config;
+
+/* Load progress, for the daemon's status lines: what (e.g. "weights
+ * model.gguf") and percent done.  Called on the creating thread. */
+typedef void (*slm_serve_progress_fn)(void *ctx, const char *what, int percent);
+
+/*
+ * Start serving per cfg: configure the kernels (engine.simd), open the
+ * model (model.path; when empty, write a small synthetic model with
+ * random weights into a temporary file first, and log that its text is
+ * random), plan the placement (numa.*), load the weights on each group's
+ * node, and start the worker groups (engine.*, cache.*, serve.*).  cfg
+ * must outlive the serving core.  Returns 0 with *out accepting
+ * requests, or the first error (a model that will not load, a plan that
+ * cannot be carried out) with err saying what and where.
+ */
+int slm_serve_create(const struct slm_config *cfg,
+		     slm_serve_progress_fn progress, void *progress_ctx,
+		     struct slm_serve **out,
+		     struct slm_error *err) SLM_MUST_CHECK;
+
+/* Refuse new submits (SLM_ESTATE); running and queued requests go on. */
+void slm_serve_drain(struct slm_serve *s);
+
+/* True when no request is queued or running. */
+bool slm_serve_idle(struct slm_serve *s);
+
+/* True while every worker group makes progress or has nothing to do (a
+ * group whose leader has been inside one scheduler step for longer than
+ * 10 s is stalled). */
+bool slm_serve_healthy(struct slm_serve *s);
+
+/*
+ * Stop: refuse submits, cancel whatever still runs (each gets its DONE,
+ * finish CANCELED), join the threads and free the model, weights and
+ * pools.  What remains answers submit with SLM_ESTATE until
+ * slm_serve_destroy, so a dataplane still holding the pointer is safe.
+ */
+void slm_serve_stop(struct slm_serve *s);
+
+/* Stop if needed and free everything.  NULL is fine. */
+void slm_serve_destroy(struct slm_serve *s);
+
+/* What the serving core runs (INFO, status). */
+struct slm_serve_info {
+	const char *name;    /* general.name, or the file's name */
+	const char *path;    /* the file loaded */
+	const char *arch;    /* "llama", "qwen2" */
+	bool synthetic;	     /* made at start-up, random weights */
+	uint32_t n_ctx;	     /* positions per sequence */
+	uint32_t n_vocab;    /* tokens */
+	int n_groups;	     /* worker groups */
+	const char *kv_type; /* "f16", "f32", "q8_0" */
+	uint32_t kv_blocks;  /* per group */
+	uint32_t block_tokens;
+};
+
+/* Fill *out (strings valid until slm_serve_destroy); false after stop. */
+bool slm_serve_describe(struct slm_serve *s, struct slm_serve_info *out);
+
+/* Counters, summed over the groups (a snapshot; the cache counts are at
+ * most one scheduler step old). */
+struct slm_serve_stats {
+	uint64_t submitted;	   /* accepted by submit */
+	uint64_t refused_invalid;  /* EINVAL */
+	uint64_t refused_toobig;   /* ETOOBIG */
+	uint64_t refused_overload; /* EOVERLOAD */
+	uint64_t refused_state;	   /* ESTATE */
+	uint64_t finished[5];	   /* by enum slm_finish */
+	uint64_t prompt_tokens;	   /* of finished requests */
+	uint64_t cached_tokens;	   /* of those, from the prefix cache */
+	uint64_t generated_tokens; /* sampled */
+	uint64_t forward_passes;   /* scheduler steps that ran the model */
+	uint64_t batch_tokens;	   /* tokens through those passes */
+	uint64_t preemptions;	   /* sequences preempted for KV room */
+	uint64_t cow_copies;	   /* KV blocks copied on write */
+	uint32_t queued;	   /* requests waiting now */
+	uint32_t running;	   /* sequences running now */
+	/* the prefix caches and KV pools (cache/prefix.h's counters) */
+	uint64_t cache_lookups, cache_hit_tokens, cache_miss_tokens;
+	uint64_t cache_evictions;
+	uint32_t blocks_total, blocks_free, blocks_cached, blocks_in_use;
+};
+
+void slm_serve_stats_get(struct slm_serve *s, struct slm_serve_stats *out);
+
+/* ---- for the control socket (ctl/ctl.h's shapes) ------------------------ */
+
+struct cJSON;
+
+/*
+ * The `status` section "model" (a ctl_status_fn; ctx is the struct
+ * slm_serve *): {"name","path","arch","synthetic","n_ctx","n_vocab",
+ * "groups","kv_type","kv_blocks","block_tokens"}.  0, or SLM_ESTATE after
+ * stop.
+ */
+int slm_serve_status_json(void *serve, struct cJSON *section);
+
+/*
+ * The counters as an object, names as `slmctl stats` and the metrics page
+ * use them: requests_total, requests_refused_total{invalid,toobig,
+ * overload,state}, requests_finished_total{stop,length,canceled,deadline,
+ * error}, prompt_tokens_total, prefix_hit_tokens_total,
+ * prefix_miss_tokens_total, prefix_lookups_total, cache_evictions_total,
+ * tokens_generated_total, forward_passes_total, batch_tokens_total,
+ * preemptions_total, kv_cow_copies_total, queue_depth, running,
+ * kv_blocks{total,free,cached,in_use}.  0 or SLM_ENOMEM.
+ */
+int slm_serve_stats_json(struct slm_serve *s, struct cJSON *out);
+
+/*
+ * `cache stats` (op NULL or "stats": the cache part of the counters) and
+ * `cache flush` (op "flush": {"flushed":true}); a ctl_command_fn body.
+ * SLM_EINVAL for another op.
+ */
+int slm_serve_cache_ctl(struct slm_serve *s, const char *op,
+			struct cJSON *result, struct slm_error *err);
+
+/* Drop every cached prefix (blocks in use stay with their sequences);
+ * done by each group's scheduler at its next step.  Returns 0 or
+ * SLM_ESTATE after stop. */
+int slm_serve_cache_flush(struct slm_serve *s);
 
 #endif

@@ -15,6 +15,7 @@
 #include "common/version.h"
 #include "daemon/daemon.h"
 #include "daemon/notify.h"
+#include "daemon/serve_daemon.h"
 #include "daemon/testhook.h"
 #include "dataplane/dataplane.h"
 
@@ -34,10 +35,10 @@ static void usage(FILE *out)
 /*
  * The RPC dataplane, a component.  It starts before any model so slmd
  * answers PING and INFO at once; until the serving core is handed over it
- * refuses generate requests with "no model loaded".  When the serving core
- * lands: it is a component added after this one, which loads the model and
- * then calls dp_dataplane_attach_serve(dp, &dp_serve_core_ops, serve);
- * components stop in reverse, so the dataplane stops after it.
+ * refuses generate requests with "no model loaded".  The serving core is a
+ * component added after this one (daemon/serve_daemon.h): it loads the
+ * model and then attaches itself with attach_serve below; components stop
+ * in reverse, so the dataplane stops after it.
  */
 struct dataplane_component {
 	struct dp_dataplane *dp;
@@ -74,6 +75,12 @@ static void ready_line(void *ctx, enum slmd_state state, const char *detail)
 	if (state == SLMD_SERVING && c->dp)
 		SLM_INFO("slmd", "ready: serving on %s",
 			 dp_dataplane_url(c->dp));
+}
+
+static int attach_serve(void *ctx, struct slm_serve *serve)
+{
+	struct dataplane_component *c = ctx;
+	return dp_dataplane_attach_serve(c->dp, &dp_serve_core_ops, serve);
 }
 
 static void add_dataplane(struct slmd *d, struct dataplane_component *c)
@@ -162,10 +169,15 @@ int main(int argc, char **argv)
 		 args.file ? args.file : "defaults");
 	struct dataplane_component dataplane = {0};
 	add_dataplane(d, &dataplane);
+	struct slm_serve_component serve = {.attach = attach_serve,
+					    .attach_ctx = &dataplane};
+	if (slm_serve_component_add(d, &serve))
+		slm_cli_die("slmd", "too many components");
 	struct systemd_parts sd_parts = {0};
 	systemd_attach(d, cfg, &sd_parts);
 	struct slm_error err = {0};
 	int rc = slmd_run(d, &err);
+	slm_serve_component_fini(&serve);
 	slmd_destroy(d);
 	systemd_detach(&sd_parts);
 	slm_config_destroy(cfg);

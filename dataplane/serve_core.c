@@ -18,11 +18,20 @@ static int core_cancel(void *serve, uint64_t id)
 	return slm_serve_cancel(serve, id);
 }
 
+static bool core_describe(void *serve, struct dp_model_info *out)
+{
+	struct slm_serve_info info;
+	if (!slm_serve_describe(serve, &info))
+		return false;
+	out->name = info.name;
+	out->n_ctx = info.n_ctx;
+	out->n_vocab = info.n_vocab;
+	return true;
+}
+
 const struct dp_serve_ops dp_serve_core_ops = {
 	.submit = core_submit,
 	.cancel = core_cancel,
 	.gen_defaults = slm_gen_params_default,
-	/* serve.h has no model description yet: INFO reports no model
-	 * name until it does. */
-	.describe = NULL,
+	.describe = core_describe,
 };

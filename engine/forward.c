@@ -509,7 +509,16 @@ static void qkv_post(struct slm_forward *f, uint32_t l, uint32_t t, int ith)
 		void *kt = slm_kv_k(kv, blk, l, h);
 		uint8_t *vrow = (uint8_t *)slm_kv_v(kv, blk, l, h) +
 				(size_t)slot * d * kv->elt;
-		if (kv->p.type == SLM_KV_F16) {
+		if (kv->p.type == SLM_KV_Q8_0) {
+			/* rows at the slot, K as V (kv.h) */
+			uint8_t *krow =
+				(uint8_t *)kt + (size_t)slot * kv->row_bytes;
+			vrow = (uint8_t *)slm_kv_v(kv, blk, l, h) +
+			       (size_t)slot * kv->row_bytes;
+			int rc = slm_quantize_ref(SLM_DTYPE_Q8_0, kh, krow, d);
+			rc |= slm_quantize_ref(SLM_DTYPE_Q8_0, vh, vrow, d);
+			SLM_ASSERT(rc == 0);
+		} else if (kv->p.type == SLM_KV_F16) {
 			f->k.to_f16(d, kh, k16);
 			uint16_t *kt16 = kt;
 			for (uint32_t e = 0; e < d; e++)

@@ -34,7 +34,11 @@
  * which is llama.cpp's attention without flash attention: with an F16
  * cache it multiplies K with q rounded to F16 and V with p rounded to
  * F16 (both operands of its F16 products are F16), so the F16 kernel
- * rounds q and p the same way; the F32 kernel rounds nothing.
+ * rounds q and p the same way; the F32 kernel rounds nothing.  The
+ * Q8_0 kernel (scalar in every tier) dequantizes each key and value row
+ * as it reads it and rounds nothing else: its error is the quantization
+ * of K and V alone (llama.cpp needs flash attention for a quantized V
+ * cache and computes differently; no parity is claimed for Q8_0).
  */
 struct slm_attn_args {
 	uint32_t head_dim;
@@ -57,7 +61,7 @@ struct slm_fwd_kernels {
 	/* indexed by enum slm_kv_type; the wide tiers need head_dim % 16 ==
 	 * 0 and head_dim <= 256 (else the forward pass uses the scalar
 	 * kernel) */
-	slm_attn_fn attn[2];
+	slm_attn_fn attn[SLM_KV_TYPE__COUNT];
 	/* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + e^-x) */
 	void (*swiglu)(int64_t n, float *g, const float *u);
 	/* round to IEEE half, nearest even */

@@ -73,6 +73,73 @@ static void attn_f32(const struct slm_attn_args *a)
 	attn_scalar(a, false);
 }
 
+/* Dot product of q[d] with a Q8_0 row of d elements. */
+static float dot_q8_0(const float *q, const struct block_q8_0 *row, uint32_t d)
+{
+	float sum = 0;
+	for (uint32_t b = 0; b < d / SLM_KV_Q8_0_BLOCK; b++) {
+		const float *qb = q + (size_t)b * SLM_KV_Q8_0_BLOCK;
+		float s = 0;
+		for (int e = 0; e < SLM_KV_Q8_0_BLOCK; e++)
+			s += qb[e] * (float)row[b].qs[e];
+		sum += s * slm_fp16_to_f32(row[b].d);
+	}
+	return sum;
+}
+
+/* out[d] += p * a Q8_0 row of d elements. */
+static void axpy_q8_0(float *out, float p, const struct block_q8_0 *row,
+		      uint32_t d)
+{
+	for (uint32_t b = 0; b < d / SLM_KV_Q8_0_BLOCK; b++) {
+		float *ob = out + (size_t)b * SLM_KV_Q8_0_BLOCK;
+		const float s = p * slm_fp16_to_f32(row[b].d);
+		for (int e = 0; e < SLM_KV_Q8_0_BLOCK; e++)
+			ob[e] += s * (float)row[b].qs[e];
+	}
+}
+
+static void attn_q8_0(const struct slm_attn_args *a)
+{
+	const struct slm_kv_pool *kv = a->kv;
+	const uint32_t d = a->head_dim, nb = kv->p.block_tokens;
+	for (uint32_t r = 0; r < a->n_rows; r++) {
+		const float *q = a->q + (size_t)r * d;
+		float *s = a->s + (size_t)r * a->s_stride;
+		const uint32_t nk = a->n_keys[r];
+		float max = -INFINITY;
+		for (uint32_t i = 0; i < nk; i++) {
+			const uint8_t *kt = slm_kv_k(kv, a->blocks[i / nb],
+						     a->layer, a->head);
+			s[i] = dot_q8_0(q,
+					(const struct block_q8_0
+						 *)(kt + (size_t)(i % nb) *
+								 kv->row_bytes),
+					d) *
+			       a->scale;
+			max = s[i] > max ? s[i] : max;
+		}
+		double sum = 0;
+		for (uint32_t i = 0; i < nk; i++) {
+			s[i] = expf(s[i] - max);
+			sum += s[i];
+		}
+		const float inv = (float)(1.0 / sum);
+		float *out = a->out[r];
+		for (uint32_t e = 0; e < d; e++)
+			out[e] = 0;
+		for (uint32_t i = 0; i < nk; i++) {
+			const uint8_t *v = slm_kv_v(kv, a->blocks[i / nb],
+						    a->layer, a->head);
+			axpy_q8_0(out, s[i] * inv,
+				  (const struct block_q8_0
+					   *)(v +
+					      (size_t)(i % nb) * kv->row_bytes),
+				  d);
+		}
+	}
+}
+
 static void swiglu(int64_t n, float *g, const float *u)
 {
 	for (int64_t i = 0; i < n; i++)
@@ -89,6 +156,7 @@ void slm_fwd_kernels_scalar(struct slm_fwd_kernels *k)
 {
 	k->attn[SLM_KV_F16] = attn_f16;
 	k->attn[SLM_KV_F32] = attn_f32;
+	k->attn[SLM_KV_Q8_0] = attn_q8_0;
 	k->swiglu = swiglu;
 	k->to_f16 = to_f16;
 	k->simd = SLM_SIMD_SCALAR;

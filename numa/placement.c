@@ -59,7 +59,7 @@ struct build {
 	char cpus_text[128]; /* the machine's CPUs, for messages */
 };
 
-const char *slm_weights_name(enum slm_weights w)
+const char *slm_weights_name(enum slm_weights_policy w)
 {
 	static const char *const names[] = {"auto", "replicate", "interleave",
 					    "single"};
@@ -95,7 +95,8 @@ void slm_plan_params_from_config(struct slm_plan_params *p,
 	p->ctl_core = slm_cfg_str(cfg, SLM_CFG_NUMA_CTL_CORE);
 	p->allow_smt_siblings =
 		slm_cfg_bool(cfg, SLM_CFG_NUMA_ALLOW_SMT_SIBLINGS);
-	p->weights = (enum slm_weights)slm_cfg_enum(cfg, SLM_CFG_NUMA_WEIGHTS);
+	p->weights = (enum slm_weights_policy)slm_cfg_enum(
+		cfg, SLM_CFG_NUMA_WEIGHTS);
 	p->mem_reserve = slm_cfg_size(cfg, SLM_CFG_NUMA_MEM_RESERVE);
 }
 
@@ -590,7 +591,7 @@ static int place_memory(struct build *b, struct plan_store *st)
 
 	/* auto: replicate when it fits, else interleave.  Single never fits
 	 * where interleave does not: it puts more on one node. */
-	enum slm_weights modes[2];
+	enum slm_weights_policy modes[2];
 	int n_modes = 0;
 	if (p->weights == SLM_WEIGHTS_AUTO) {
 		modes[n_modes++] = SLM_WEIGHTS_REPLICATE;
@@ -601,7 +602,7 @@ static int place_memory(struct build *b, struct plan_store *st)
 	}
 	char why[SLM_ERROR_MSG_MAX] = "";
 	for (int m = 0; m < n_modes; m++) {
-		enum slm_weights w = modes[m];
+		enum slm_weights_policy w = modes[m];
 		uint64_t wb = p->weight_bytes, nu = (uint64_t)n_used;
 		for (int i = 0; i < n_used; i++) {
 			if (w == SLM_WEIGHTS_REPLICATE)

@@ -41,7 +41,7 @@
 #include "numa/topology.h"
 
 /* Where the model's weights go; the order is numa.weights' choices. */
-enum slm_weights {
+enum slm_weights_policy {
 	SLM_WEIGHTS_AUTO = 0,	/* replicate if it fits, else interleave */
 	SLM_WEIGHTS_REPLICATE,	/* one copy on every node with a group */
 	SLM_WEIGHTS_INTERLEAVE, /* one copy, pages spread over those nodes */
@@ -49,7 +49,7 @@ enum slm_weights {
 };
 
 /* "auto", "replicate", "interleave", "single". */
-const char *slm_weights_name(enum slm_weights w);
+const char *slm_weights_name(enum slm_weights_policy w);
 
 /* A dataplane core set of its own is only the default from this many
  * cores up; below, the dataplane shares a worker core. */
@@ -69,7 +69,7 @@ struct slm_plan_params {
 	int dataplane_node;   /* node for the dataplane cores; -1: group 0's */
 	const char *ctl_core; /* "auto", "none" (not pinned), or a CPU */
 	bool allow_smt_siblings;
-	enum slm_weights weights;
+	enum slm_weights_policy weights;
 	uint64_t weight_bytes;	     /* one copy of the weights; 0: unknown */
 	uint64_t kv_bytes_per_group; /* each group's KV pool; 0: unknown */
 	uint64_t mem_reserve;	     /* bytes kept free on each used node */
@@ -128,10 +128,10 @@ struct slm_plan_node {
 };
 
 struct slm_plan {
-	const char *source;	  /* the topology's source */
-	bool this_system;	  /* the plan can be carried out here */
-	enum slm_weights weights; /* resolved: never SLM_WEIGHTS_AUTO */
-	uint64_t weight_bytes;	  /* one copy; 0 when unknown */
+	const char *source;		 /* the topology's source */
+	bool this_system;		 /* the plan can be carried out here */
+	enum slm_weights_policy weights; /* resolved: never SLM_WEIGHTS_AUTO */
+	uint64_t weight_bytes;		 /* one copy; 0 when unknown */
 	int n_copies;
 	const struct slm_plan_copy *copies;
 	int n_nodes;

@@ -21,7 +21,11 @@
 
 MODEL=${SLM_TESTDATA:-build/testdata}/models/llama-s-F32.gguf
 [ -f "$MODEL" ] || skip "pending: the golden model $MODEL is not generated yet"
-start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=500 || exit 1
+# A long context (the model is fine past its training length) keeps the
+# "--max-tokens 100000" requests below running for many seconds, long
+# enough to be cancelled or abandoned rather than finished.
+start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=2500 \
+	--set engine.ctx=32768 || exit 1
 "$BIN/slm" generate -s "$SLMD_URL" --max-tokens 1 hi >"$TMP/probe" 2>&1
 if grep -q 'no model loaded' "$TMP/probe"; then
 	skip "pending: slmd does not serve generate yet (serving core not wired into slmd)"
@@ -84,7 +88,7 @@ done
 if "$BIN/slm" help | grep -q '^  run '; then
 	for args in "--temp 0 --seed 1" "--temp 0.8 --seed 42" "--temp 1.2 --top-k 20 --seed 7"; do
 		# shellcheck disable=SC2086
-		"$BIN/slm" run -m "$MODEL" --json $args --max-tokens 32 "Once upon a time" \
+		"$BIN/slm" run -m "$MODEL" --json $args -n 32 -p "Once upon a time" \
 			>"$TMP/run.json" 2>"$TMP/run.err" || fail "slm run $args: $(cat "$TMP/run.err")"
 		nreq=$((nreq + 1))
 		# shellcheck disable=SC2086
@@ -133,7 +137,7 @@ nreq=$((nreq + 1))
 for _ in $(seq 1 100); do [ -s "$TMP/long2.out" ] && break; sleep 0.05; done
 kill -9 $p
 wait $p 2>/dev/null
-sleep 1.5
+sleep 4
 
 # Loss, duplicates, reordering.
 start_relay "$(port_of "$SLMD_URL")" 0.20 0.05 0.10 || exit 1

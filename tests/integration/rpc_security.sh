@@ -30,8 +30,9 @@ start_slmd keys --set "dataplane.key_file=$TMP/keys" || exit 1
 "$BIN/slm" server-info -s "$SLMD_URL" --key-file "$TMP/keys" --json >"$TMP/info.json" &&
 	[ "$(json_get "$TMP/info.json" 'd["auth"]')" = True ] &&
 	ok "info says MACs are required" || fail "info with keys"
-expect_fail "generate with the key (no model yet)" "no model loaded" -- \
-	"$BIN/slm" generate -s "$SLMD_URL" --key-file "$TMP/keys" hi
+"$BIN/slm" generate -s "$SLMD_URL" --key-file "$TMP/keys" --max-tokens 2 hi \
+	>/dev/null 2>"$TMP/gen.err" && ok "generate with the key" ||
+	fail "generate with the key: $(cat "$TMP/gen.err")"
 expect_fail "ping without a key" "no answer" -- \
 	"$BIN/slm" ping -s "$SLMD_URL" -n 3 -W 100
 expect_fail "ping with a key slmd does not have" "no answer" -- \

@@ -1,0 +1,195 @@
+/*
+ * serve_int.h: what the serving core's files share (daemon/serve.c: the
+ * API, the model, the groups' set-up, dispatch; daemon/sched.c: a
+ * group's scheduler).
+ *
+ * Ownership and threads.  A request object belongs to the submitting
+ * thread until it is in its group's inbox; from then on to its group's
+ * leader thread, which is the only one to touch its sequence, sampler
+ * and stopper, and which frees it after its DONE event.  The id map
+ * (struct slm_serve.map*) lets slm_serve_cancel find a request: the
+ * leader removes a request from the map before its DONE, under map_lock,
+ * so a cancel either finds a live request (and sets its flag under the
+ * same lock) or finds none.
+ */
+#ifndef SLM_DAEMON_SERVE_INT_H
+#define SLM_DAEMON_SERVE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache/kv.h"
+#include "cache/prefix.h"
+#include "common/config.h"
+#include "common/text.h"
+#include "daemon/serve.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+#include "engine/threadpool.h"
+#include "engine/tokenizer.h"
+#include "engine/weights.h"
+#include "numa/arena.h"
+#include "numa/dispatch.h"
+#include "numa/pin.h"
+#include "numa/placement.h"
+#include "numa/topology.h"
+
+#define SERVE_MAP_BUCKETS 4096
+#define SERVE_STALL_NS (10ull * 1000 * 1000 * 1000)
+
+enum req_state {
+	REQ_WAITING, /* in the inbox or the waiting list */
+	REQ_RUNNING, /* admitted: has KV blocks, in the running array */
+};
+
+struct serve_req {
+	uint64_t id;
+	struct serve_group *g;
+	struct serve_req *hnext;       /* id map chain (map_lock) */
+	struct serve_req *next, *prev; /* inbox / waiting list */
+	enum req_state state;
+	int cancel; /* set by slm_serve_cancel (map_lock), read relaxed */
+
+	/* tokens: the prompt, then each sampled token */
+	int32_t *toks;
+	uint32_t n_toks, cap, n_prompt;
+	uint32_t max_new; /* 0: until the context is full */
+	char *ns;	  /* cache namespace, or NULL */
+	struct slm_sampler *smp;
+	struct slm_stopper *stop;
+	slm_event_fn on_event;
+	void *ctx;
+	uint64_t deadline_ns;
+	uint64_t load; /* tokens it counts for in the group's load */
+
+	struct slm_kv_seq seq; /* while seq_init */
+	bool seq_init;
+	bool admitted_once;
+	bool prompt_cached; /* its prompt's blocks went into the tree */
+	uint32_t n_cached;  /* prompt tokens from the cache, first admission */
+	uint32_t n_gen;
+
+	uint64_t t_submit, t_admit, t_prefill_end, t_first, t_last;
+};
+
+/* Counters a group keeps (leader thread), copied out under stats_lock. */
+struct group_counters {
+	uint64_t finished[5];
+	uint64_t prompt_tokens, cached_tokens, generated_tokens;
+	uint64_t forward_passes, batch_tokens, preemptions;
+};
+
+struct serve_group {
+	struct slm_serve *s;
+	int index, node;
+	const int *cpus;
+	int n_cpus, n_threads;
+	const struct slm_plan_thread *planned; /* its leader, or NULL */
+	struct slm_weights *weights;	       /* the copy it reads */
+	struct slm_thread *leader; /* pinned (this machine's plan) */
+	pthread_t raw_thread;	   /* or unpinned (another topology) */
+	bool raw;
+	bool inited; /* its locks exist */
+
+	/* the leader's own (created on its thread) */
+	struct slm_threadpool *pool;
+	struct slm_kv_pool *kv;
+	struct slm_prefix *prefix;
+	struct slm_forward *fwd;
+	struct slm_sample_ws *ws;
+	float *logits;	   /* [max_running][n_vocab] */
+	int32_t *b_tokens; /* the batch being built: [budget] */
+	uint32_t *b_pos;
+	struct slm_kv_seq **b_seq;
+	uint8_t *b_want;
+	struct serve_req **b_owner; /* [budget]: whose token */
+	struct serve_req **running; /* [max_running], admission order */
+	uint32_t n_running;
+	struct serve_req *wait_head, *wait_tail; /* FCFS */
+	uint32_t *match;			 /* [blocks per sequence] */
+	struct slm_text text;			 /* event text scratch */
+	struct group_counters c;
+
+	/* shared with submitters: lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct serve_req *inbox_head, *inbox_tail;
+	uint32_t n_waiting; /* inbox + waiting list: the bounded queue */
+	bool stop;
+	bool flush; /* drop the prefix cache at the next step */
+	/* start-up handshake (lock) */
+	bool started;
+	int start_rc;
+	struct slm_error start_err;
+
+	/* read by any thread (atomics) */
+	uint64_t queued_tokens, running_tokens;
+	uint64_t step_begin_ns; /* 0 while between steps / idle */
+	uint32_t n_inflight;	/* accepted and not yet done */
+
+	/* snapshots for stats (stats_lock) */
+	pthread_mutex_t stats_lock;
+	struct group_counters snap;
+	struct slm_prefix_stats cache_snap;
+	uint64_t cow_snap;
+	uint32_t running_snap, waiting_snap;
+};
+
+struct slm_serve {
+	const struct slm_config *cfg;
+	bool accepting; /* atomic: submits are taken (not draining) */
+	bool alive;	/* atomic: not stopped; see enter() in serve.c */
+	uint32_t users; /* atomic: callers inside submit / describe */
+	bool stopped;	/* the stopping thread's own */
+
+	/* the model and what is shared read-only by every group */
+	struct slm_model *model;
+	struct slm_vocab *vocab;
+	char *model_path;
+	char *tmp_path; /* the synthetic model's file, removed at stop */
+	char name[128];
+	bool synthetic;
+	const char *chat_template; /* model.chat_template or NULL */
+	uint32_t n_ctx, n_vocab;
+
+	/* placement */
+	struct slm_topo *topo;
+	struct slm_plan *plan;
+	struct slm_arenas *arenas; /* NULL: plain malloc */
+	struct slm_weights **copies;
+	int n_copies;
+
+	/* engine and scheduler settings */
+	enum slm_kv_type kv_type;
+	uint32_t block_tokens, kv_blocks;
+	uint32_t budget;      /* tokens per forward pass */
+	uint32_t max_running; /* sequences per group */
+	uint32_t max_queue;
+	bool prefix_on, namespaces;
+	uint64_t spin_ns;
+	struct slm_dispatch_policy policy;
+
+	struct serve_group *groups;
+	int n_groups;
+
+	/* ids and the map for cancel */
+	uint64_t next_id; /* atomic */
+	pthread_mutex_t map_lock;
+	struct serve_req *map[SERVE_MAP_BUCKETS];
+
+	/* refusals (atomics) */
+	uint64_t n_submitted, n_invalid, n_toobig, n_overload, n_state;
+};
+
+/* The leader thread of a group (sched.c). */
+void *slm_sched_main(void *arg);
+
+/* Free a request and everything it holds (any thread that owns it). */
+void slm_serve_req_free(struct slm_serve *s, struct serve_req *r);
+
+/* Remove r from the id map (leader, before its DONE). */
+void slm_serve_map_remove(struct slm_serve *s, struct serve_req *r);
+
+#endif
