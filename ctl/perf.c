@@ -468,6 +468,8 @@ void perf_thread_unregister(struct perf_thread *pt)
 			p->role, p->group, name, 0,
 			(uint32_t)(PERF_MASK(PERF_STAGE__COUNT) - 1));
 		if (row) {
+			/* Reports only what its threads declared. */
+			row->priv->stages = 0;
 			row->priv->next = exited;
 			exited = row;
 		}
