@@ -13,6 +13,7 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "ctl/server.h"
 #include "daemon/daemon.h"
 
 static void usage(FILE *out)
@@ -26,6 +27,22 @@ static void usage(FILE *out)
 		"  --dump-config       print the effective configuration and "
 		"exit\n"
 		"  --version           print the version and exit\n");
+}
+
+/*
+ * The control socket, with the metrics page when metrics.listen is set
+ * (ctl/server.h).  Added first so it answers while the other components
+ * start and load, and stops last.
+ */
+static struct ctl_server *add_ctl(struct slmd *d)
+{
+	struct ctl_server *ctl = ctl_server_create();
+	if (!ctl)
+		slm_cli_die("slmd", "out of memory");
+	struct slmd_component c = ctl_server_component(ctl);
+	if (slmd_add_component(d, &c))
+		slm_cli_die("slmd", "too many components");
+	return ctl;
 }
 
 int main(int argc, char **argv)
@@ -59,6 +76,7 @@ int main(int argc, char **argv)
 	struct slmd *d = slmd_create(cfg, &args);
 	if (!d)
 		slm_cli_die("slmd", "out of memory");
+	struct ctl_server *ctl = add_ctl(d);
 	SLM_INFO("slmd", "slmd %s starting (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
 	struct slm_error err = {0};
@@ -66,6 +84,7 @@ int main(int argc, char **argv)
 	if (rc)
 		SLM_ERROR("slmd", "%s", err.msg);
 	slmd_destroy(d);
+	ctl_server_destroy(ctl);
 	slm_config_destroy(cfg);
 	return rc ? 1 : 0;
 }
