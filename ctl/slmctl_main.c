@@ -440,10 +440,13 @@ int main(int argc, char **argv)
 			status = 1;
 		} else {
 			print_json(resp);
-			status = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-					 resp, "ok"))
-					 ? 0
-					 : 1;
+			status = 0;
+			if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+				    resp, "ok"))) {
+				struct opts quiet = o;
+				quiet.json = false; /* printed above */
+				status = print_error(&quiet, resp);
+			}
 		}
 	} else {
 		cJSON *req = build_request(words, n_words);
