@@ -1332,36 +1332,38 @@ void ctl_collect(void *ctx, struct perf_snapshot *snap)
 {
 	struct ctl_server *s = ctx;
 	perf_emit_gauge(snap, "info", "slmd's version (the value is 1)", 1,
-			"version", SLM_VERSION, NULL);
+			"version", SLM_VERSION, PERF_END);
 	if (s->d) {
 		perf_emit_gauge(snap, "uptime_seconds", "time since start",
-				(double)slmd_uptime_ns(s->d) * 1e-9, NULL);
+				(double)slmd_uptime_ns(s->d) * 1e-9, PERF_END);
 		enum slmd_state now = slmd_state(s->d);
 		for (int st = SLMD_STARTING; st <= SLMD_STOPPING; st++)
 			perf_emit_gauge(snap, "state",
 					"1 for the state slmd is in",
 					st == (int)now ? 1 : 0, "state",
-					slmd_state_name(st), NULL);
+					slmd_state_name(st), PERF_END);
 		int h = slmd_healthy(s->d);
 		if (h >= 0)
 			perf_emit_gauge(snap, "healthy",
 					"1 while every component makes "
 					"progress (the watchdog's verdict)",
-					h, NULL);
+					h, PERF_END);
 	}
 	const struct ctl_counters *c = &s->counters;
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 	perf_emit_gauge(snap, "ctl_clients", "clients on the control socket",
-			LOAD(s->n_conns), NULL);
+			LOAD(s->n_conns), PERF_END);
 	perf_emit_counter(snap, "ctl_connections_total",
 			  "control socket clients accepted",
-			  LOAD(c->connections), NULL);
+			  LOAD(c->connections), PERF_END);
 	perf_emit_counter(snap, "ctl_refused_total",
 			  "control socket clients refused, by reason",
-			  LOAD(c->refused_peer), "reason", "not_allowed", NULL);
+			  LOAD(c->refused_peer), "reason", "not_allowed",
+			  PERF_END);
 	perf_emit_counter(snap, "ctl_refused_total",
 			  "control socket clients refused, by reason",
-			  LOAD(c->refused_full), "reason", "max_clients", NULL);
+			  LOAD(c->refused_full), "reason", "max_clients",
+			  PERF_END);
 	for (int i = 0; i < CTL_MAX_CMD_COUNTERS; i++) {
 		char name[32];
 		/* A name is written once, before its count turns non-zero. */
@@ -1371,7 +1373,7 @@ void ctl_collect(void *ctx, struct perf_snapshot *snap)
 		name[sizeof(name) - 1] = '\0';
 		perf_emit_counter(snap, "ctl_requests_total",
 				  "control requests answered, by command",
-				  LOAD(c->cmd_count[i]), "cmd", name, NULL);
+				  LOAD(c->cmd_count[i]), "cmd", name, PERF_END);
 	}
 	for (unsigned i = 1; i < SLM_ARRAY_LEN(c->errors); i++)
 		if (LOAD(c->errors[i]))
@@ -1379,7 +1381,7 @@ void ctl_collect(void *ctx, struct perf_snapshot *snap)
 					  "control requests answered with an "
 					  "error, by code",
 					  LOAD(c->errors[i]), "code",
-					  slm_errname(-(int)i), NULL);
+					  slm_errname(-(int)i), PERF_END);
 #undef LOAD
 }
 

@@ -999,7 +999,8 @@ static void emit_process(struct perf_snapshot *snap)
 			     (double)ru.ru_stime.tv_sec +
 			     (double)ru.ru_stime.tv_usec * 1e-6;
 		perf_emit_counter_f(snap, "process_cpu_seconds_total",
-				    "CPU time of the whole process", cpu, NULL);
+				    "CPU time of the whole process", cpu,
+				    PERF_END);
 	}
 	FILE *f = fopen("/proc/self/statm", "re");
 	if (f) {
@@ -1009,7 +1010,7 @@ static void emit_process(struct perf_snapshot *snap)
 					"resident memory of the process",
 					(double)resident *
 						(double)sysconf(_SC_PAGESIZE),
-					NULL);
+					PERF_END);
 		fclose(f);
 	}
 }

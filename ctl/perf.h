@@ -263,7 +263,8 @@ void perf_source_unregister(const char *name);
  * help: one line.  The labels follow as name, value pairs ending with
  * NULL, at most PERF_MAX_LABELS pairs, e.g.
  *     perf_emit_counter(snap, "drops_total", "datagrams dropped", n,
- *                       "thread", "dataplane0", "reason", "bad_mac", NULL);
+ *                       "thread", "dataplane0", "reason", "bad_mac", PERF_END);
+ * (end the list with PERF_END, a typed NULL).
  * A sample with the same name and labels as an earlier one is added to
  * it (histograms merge), so threads of one group can emit into one
  * series.  A name emitted with two types keeps the first; the sample is
@@ -272,6 +273,10 @@ void perf_source_unregister(const char *name);
 void perf_emit_counter(struct perf_snapshot *snap, const char *name,
 		       const char *help, uint64_t value, ...)
 	__attribute__((sentinel));
+/* The end of a label list: NULL as a pointer (a bare NULL may be an int
+ * in a variadic call). */
+#define PERF_END ((const char *)NULL)
+
 /* A counter with a fractional value (e.g. CPU seconds). */
 void perf_emit_counter_f(struct perf_snapshot *snap, const char *name,
 			 const char *help, double value, ...)

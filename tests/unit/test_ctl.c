@@ -84,9 +84,8 @@ static int env_start(struct env *e, const char *const *sets)
 	snprintf(sock_set, sizeof(sock_set), "ctl.socket=%s", e->sock);
 	struct slm_error err = {0};
 	CU_ASSERT_EQUAL(slm_config_args_add_set(&e->args, sock_set, &err), 0);
-	CU_ASSERT_EQUAL(slm_config_args_add_set(&e->args, "log.level=warn",
-						&err),
-			0);
+	CU_ASSERT_EQUAL(
+		slm_config_args_add_set(&e->args, "log.level=warn", &err), 0);
 	for (int i = 0; sets && sets[i]; i++)
 		CU_ASSERT_EQUAL(
 			slm_config_args_add_set(&e->args, sets[i], &err), 0);
@@ -160,8 +159,14 @@ static char *read_line(int fd)
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
 	for (;;) {
-		if (len + 1 == cap)
-			buf = realloc(buf, cap *= 2);
+		if (len + 1 == cap) {
+			char *grown = realloc(buf, cap *= 2);
+			if (!grown) {
+				free(buf);
+				return NULL;
+			}
+			buf = grown;
+		}
 		ssize_t n = recv(fd, buf + len, 1, 0);
 		if (n <= 0) {
 			free(buf);
@@ -733,10 +738,11 @@ static int model_status(void *ctx, cJSON *section)
 static void dp_collect(void *ctx, struct perf_snapshot *snap)
 {
 	perf_emit_counter(snap, "drops_total", "dropped", 3, "thread",
-			  "dataplane0", "reason", "bad_mac", NULL);
+			  "dataplane0", "reason", "bad_mac", PERF_END);
 	perf_emit_counter(snap, "drops_total", "dropped", 2, "thread",
-			  "dataplane0", "reason", "replay", NULL);
-	perf_emit_gauge(snap, "queue_depth", "waiting", 4, "group", "0", NULL);
+			  "dataplane0", "reason", "replay", PERF_END);
+	perf_emit_gauge(snap, "queue_depth", "waiting", 4, "group", "0",
+			PERF_END);
 }
 
 static void test_registry(void)
@@ -960,8 +966,12 @@ static int http_get(const char *url, const char *path, char **body)
 	ssize_t r;
 	while ((r = recv(fd, buf + got, cap - got - 1, 0)) > 0) {
 		got += (size_t)r;
-		if (got + 1 == cap)
-			buf = realloc(buf, cap *= 2);
+		if (got + 1 == cap) {
+			char *grown = realloc(buf, cap *= 2);
+			if (!grown)
+				break;
+			buf = grown;
+		}
 	}
 	buf[got] = '\0';
 	close(fd);

@@ -41,12 +41,12 @@ static void test_render(void)
 	struct perf_snapshot *snap = perf_snapshot_create();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(snap);
 	perf_emit_counter(snap, "requests_total", "requests accepted", 12,
-			  "group", "0", NULL);
+			  "group", "0", PERF_END);
 	perf_emit_counter(snap, "requests_total", "requests accepted", 30,
-			  "group", "1", NULL);
-	perf_emit_counter_f(snap, "cpu_seconds_total", "cpu", 1.5, NULL);
+			  "group", "1", PERF_END);
+	perf_emit_counter_f(snap, "cpu_seconds_total", "cpu", 1.5, PERF_END);
 	perf_emit_gauge(snap, "queue_depth", "waiting\nrequests", 4, "path",
-			"a\"b\\c", NULL);
+			"a\"b\\c", PERF_END);
 	struct slm_hist h;
 	slm_hist_init(&h);
 	slm_hist_record(&h, 500);	  /* 0.5 us */
@@ -54,12 +54,13 @@ static void test_render(void)
 	slm_hist_record(&h, 7000000);	  /* 7 ms */
 	slm_hist_record(&h, 90000000000); /* 90 s: above every bound */
 	perf_emit_hist(snap, "stage_seconds", "stage times", &h, "stage",
-		       "decode_step", NULL);
+		       "decode_step", PERF_END);
 	struct slm_hist sizes;
 	slm_hist_init(&sizes);
 	slm_hist_record(&sizes, 3);
 	slm_hist_record(&sizes, 100);
-	perf_emit_hist(snap, "batch_tokens", "tokens per batch", &sizes, NULL);
+	perf_emit_hist(snap, "batch_tokens", "tokens per batch", &sizes,
+		       PERF_END);
 	char *text = render(snap);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
 

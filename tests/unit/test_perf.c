@@ -194,14 +194,15 @@ static void source_collect(void *ctx, struct perf_snapshot *snap)
 	int *calls = ctx;
 	(*calls)++;
 	perf_emit_counter(snap, "drops_total", "dropped", 5, "thread", "dp0",
-			  "reason", "bad_mac", NULL);
+			  "reason", "bad_mac", PERF_END);
 	perf_emit_counter(snap, "drops_total", "dropped", 2, "thread", "dp0",
-			  "reason", "bad_mac", NULL);
-	perf_emit_gauge(snap, "queue_depth", "waiting", 7, "group", "0", NULL);
-	perf_emit_gauge(snap, "drops_total", "wrong type", 1, NULL);
-	perf_emit_counter(snap, "Bad-Name", "x", 1, NULL);
+			  "reason", "bad_mac", PERF_END);
+	perf_emit_gauge(snap, "queue_depth", "waiting", 7, "group", "0",
+			PERF_END);
+	perf_emit_gauge(snap, "drops_total", "wrong type", 1, PERF_END);
+	perf_emit_counter(snap, "Bad-Name", "x", 1, PERF_END);
 	perf_emit_counter(snap, "too_many", "x", 1, "a", "1", "b", "2", "c",
-			  "3", "d", "4", "e", "5", NULL);
+			  "3", "d", "4", "e", "5", PERF_END);
 }
 
 static void test_sources(void)
