@@ -1133,8 +1133,9 @@ static void count_command(struct ctl_server *s, const char *cmd)
 	if (!c->cmd_name[i][0])
 		snprintf(c->cmd_name[i], sizeof(c->cmd_name[i]), "%s",
 			 i == CTL_MAX_CMD_COUNTERS - 1 ? "other" : cmd);
+	/* Release: a reader that sees the count sees the name. */
 	__atomic_store_n(&c->cmd_count[i], c->cmd_count[i] + 1,
-			 __ATOMIC_RELAXED);
+			 __ATOMIC_RELEASE);
 }
 
 static char *print_line(cJSON *resp, size_t *out_len)
@@ -1367,13 +1368,15 @@ void ctl_collect(void *ctx, struct perf_snapshot *snap)
 	for (int i = 0; i < CTL_MAX_CMD_COUNTERS; i++) {
 		char name[32];
 		/* A name is written once, before its count turns non-zero. */
-		if (!LOAD(c->cmd_count[i]))
+		uint64_t n =
+			__atomic_load_n(&c->cmd_count[i], __ATOMIC_ACQUIRE);
+		if (!n)
 			continue;
 		memcpy(name, c->cmd_name[i], sizeof(name));
 		name[sizeof(name) - 1] = '\0';
 		perf_emit_counter(snap, "ctl_requests_total",
-				  "control requests answered, by command",
-				  LOAD(c->cmd_count[i]), "cmd", name, PERF_END);
+				  "control requests answered, by command", n,
+				  "cmd", name, PERF_END);
 	}
 	for (unsigned i = 1; i < SLM_ARRAY_LEN(c->errors); i++)
 		if (LOAD(c->errors[i]))

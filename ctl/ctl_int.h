@@ -45,7 +45,9 @@ struct ctl_server {
 	int n_allow_gids;
 	struct metrics_http *metrics;
 
-	/* Control thread only. */
+	/* Control thread only (n_conns and heartbeat_ns also read by
+	 * others, with relaxed loads). */
+	uint64_t heartbeat_ns; /* when the loop last went round */
 	pthread_t thread;
 	bool thread_running;
 	struct ctl_conn *conns;

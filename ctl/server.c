@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "ctl/ctl_int.h"
 #include "ctl/metrics.h"
@@ -21,6 +22,11 @@
 #define OUT_PAUSE (1u << 20)
 #define OUT_MAX (64u << 20)
 #define MAX_PEER_GROUPS 256
+
+/* The loop goes round at least this often; the health check calls the
+ * thread stuck when it has not for HEALTH_STALL_NS. */
+#define LOOP_MAX_WAIT_MS 1000
+#define HEALTH_STALL_NS (10ull * 1000000000ull)
 
 /* Tags of epoll events that are not connections. */
 #define TAG_LISTEN ((void *)1)
@@ -193,7 +199,7 @@ static void conn_close(struct ctl_server *s, struct ctl_conn *c)
 			break;
 		}
 	}
-	s->n_conns--;
+	__atomic_store_n(&s->n_conns, s->n_conns - 1, __ATOMIC_RELAXED);
 	epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c->in);
@@ -214,9 +220,12 @@ static bool conn_queue(struct ctl_conn *c, char *line, size_t len)
 	}
 	if (c->out_len + len > c->out_cap) {
 		/* Compact first, then grow. */
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
+		if (c->out_off) {
+			memmove(c->out, c->out + c->out_off,
+				c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
 		size_t cap = c->out_cap ? c->out_cap : 4096;
 		while (cap < c->out_len + len)
 			cap *= 2;
@@ -448,7 +457,7 @@ static void accept_clients(struct ctl_server *s)
 		}
 		c->next = s->conns;
 		s->conns = c;
-		s->n_conns++;
+		__atomic_store_n(&s->n_conns, s->n_conns + 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->counters.connections,
 				 s->counters.connections + 1, __ATOMIC_RELAXED);
 	}
@@ -465,15 +474,21 @@ static void *ctl_main(void *arg)
 		SLM_WARN("ctl", "%s", err.msg);
 	bool running = true;
 	while (running) {
+		__atomic_store_n(&s->heartbeat_ns, slm_now_ns(),
+				 __ATOMIC_RELAXED);
 		int timeout =
 			s->metrics ? metrics_http_timeout_ms(s->metrics) : -1;
+		if (timeout < 0 || timeout > LOOP_MAX_WAIT_MS)
+			timeout = LOOP_MAX_WAIT_MS;
 		struct epoll_event ev[32];
 		int n = epoll_wait(s->epoll_fd, ev, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			SLM_ERROR("ctl", "epoll_wait: %s", strerror(errno));
 			break;
 		}
-		bool metrics_due = s->metrics && n == 0;
+		/* A timeout of libmicrohttpd's own (connection timeouts). */
+		bool metrics_due = s->metrics && n == 0 &&
+				   metrics_http_timeout_ms(s->metrics) == 0;
 		for (int i = 0; i < n; i++) {
 			void *tag = ev[i].data.ptr;
 			if (tag == TAG_WAKE) {
@@ -734,10 +749,22 @@ static void ctl_stop(void *ctx)
 	s->n_allow_uids = s->n_allow_gids = 0;
 }
 
+/* The watchdog's question: is the control thread still going round?  A
+ * handler stuck for HEALTH_STALL_NS (a deadlock) says no. */
+static bool ctl_healthy(void *ctx)
+{
+	struct ctl_server *s = ctx;
+	uint64_t beat = __atomic_load_n(&s->heartbeat_ns, __ATOMIC_RELAXED);
+	return beat == 0 || slm_now_ns() - beat < HEALTH_STALL_NS;
+}
+
 struct slmd_component ctl_server_component(struct ctl_server *s)
 {
-	return (struct slmd_component){
-		.name = "ctl", .ctx = s, .start = ctl_start, .stop = ctl_stop};
+	return (struct slmd_component){.name = "ctl",
+				       .ctx = s,
+				       .start = ctl_start,
+				       .stop = ctl_stop,
+				       .healthy = ctl_healthy};
 }
 
 char *ctl_server_answer(struct ctl_server *s, struct slmd *d,
