@@ -347,11 +347,11 @@ static int top(struct ctl_client *c, const struct opts *o)
 			}
 			fflush(stdout);
 			ctl_top_free(&t);
-			if (o->top_count && frame >= o->top_count)
-				break;
 		}
 		cJSON_Delete(prev);
 		prev = cur;
+		if (o->top_count && frame >= o->top_count)
+			break;
 		slm_sleep_ns((uint64_t)(o->top_interval * 1e9));
 	}
 	cJSON_Delete(prev);
