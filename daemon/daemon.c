@@ -31,7 +31,9 @@ struct slmd {
 
 	struct slmd_component comp[MAX_COMPONENTS];
 	int n_comp;
-	int n_started; /* components whose start succeeded */
+	/* Components whose start succeeded: written by the run thread,
+	 * read (atomically) by reloads on other threads. */
+	int n_started;
 	struct slmd_observer obs[MAX_OBSERVERS];
 	int n_obs;
 
@@ -243,12 +245,17 @@ static void stop_started(struct slmd *d)
 {
 	for (int i = d->n_started - 1; i >= 0; i--) {
 		const struct slmd_component *c = &d->comp[i];
+		/* Out of the started set before it stops: a reload running
+		 * on the control thread finishes first (it holds the lock)
+		 * and a later one no longer calls its hook. */
+		pthread_mutex_lock(&d->reload_lock);
+		__atomic_store_n(&d->n_started, i, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&d->reload_lock);
 		if (c->stop) {
 			SLM_DEBUG("slmd", "stopping %s", c->name);
 			c->stop(c->ctx);
 		}
 	}
-	d->n_started = 0;
 }
 
 static int start_all(struct slmd *d, struct slm_error *err)
@@ -263,7 +270,9 @@ static int start_all(struct slmd *d, struct slm_error *err)
 				return rc;
 			}
 		}
-		d->n_started = i + 1;
+		/* Release: a reload on another thread that sees the count
+		 * sees the started component. */
+		__atomic_store_n(&d->n_started, i + 1, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -329,7 +338,8 @@ static void apply_reloaded(struct slmd *d)
 {
 	slm_log_set_level(
 		(enum slm_log_level)slm_cfg_enum(d->cfg, SLM_CFG_LOG_LEVEL));
-	for (int i = 0; i < d->n_started; i++) {
+	int n = __atomic_load_n(&d->n_started, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++) {
 		const struct slmd_component *c = &d->comp[i];
 		struct slm_error e = {0};
 		if (c->reload && c->reload(c->ctx, d->cfg, &e))
