@@ -4,7 +4,9 @@
 #   obj/<src>.o         one object per source file, with a .d dependency file
 #   lib/libslmcore.a    every module of common/ engine/ cache/ numa/ dataplane/
 #                       daemon/ ctl/ except the program mains (*_main.c)
-#   lib/libslmclient.*  the public client library (client/client*.c)
+#   lib/libslmclient.*  the public client library (client/client*.c and the
+#                       wire codec it shares with the daemon), its
+#                       pkg-config file in lib/pkgconfig/slmclient.pc
 #   bin/slmd slmctl slm the programs
 #   tests/unit_tests    every CUnit suite in tests/unit/, one runner
 #
@@ -23,6 +25,7 @@ V       ?= 0
 Q        = $(if $(filter 1,$(V)),,@)
 say      = $(if $(filter 1,$(V)),,@echo "  $(1) $(2)")
 PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
 DESTDIR ?=
 CC      ?= gcc
 CLANG   ?= clang
@@ -33,16 +36,19 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	libinih-dev libcjson-dev libpcre2-dev libutf8proc-dev libsodium-dev \
 	libsystemd-dev libmicrohttpd-dev libxxhash-dev liburcu-dev \
 	libdpdk-dev dpdk xz-utils iproute2 ethtool python3 systemd \
-	debhelper dpkg-dev fakeroot
+	debhelper dpkg-dev fakeroot lintian man-db
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
 	libpcre2-8 libpcre2-32 libutf8proc libxxhash libmicrohttpd
 
 ISA_BASE   := -march=x86-64-v2 -mtune=generic
 ISA_AVX2   := -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt
+# The avx512 tier needs exactly these at run time (engine/cpu.c checks the
+# same list), so Cascade Lake and Ice Lake servers get it too; a kernel that
+# wants BF16 or VBMI asks for it with a target attribute and a CPU check.
 ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq \
-	-mavx512cd -mavx512vnni -mavx512bf16 -mavx512vbmi
-ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8 -mamx-bf16
+	-mavx512cd -mavx512vnni
+ISA_AMX    := $(ISA_AVX512) -mavx512bf16 -mamx-tile -mamx-int8 -mamx-bf16
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter \
@@ -69,6 +75,11 @@ else
 CORE_SRCS  := $(filter-out %_nojemalloc.c,$(CORE_SRCS))
 endif
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
+# The client library carries the wire codec it shares with the daemon.
+# These objects are in libslmcore.a as well; a program linking both
+# archives takes each object once.
+CLIENT_SHARED_SRCS := dataplane/proto.c dataplane/peer.c dataplane/keys.c \
+	common/err.c
 SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 # Test-side code: tests/tools/*.c is linked into the unit tests and the
@@ -80,7 +91,7 @@ PROGRAMS   := $(patsubst %_main.c,%,$(notdir $(wildcard $(addsuffix /*_main.c,$(
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJS := $(call obj,$(CORE_SRCS))
-CLIENT_OBJS := $(call obj,$(CLIENT_LIB_SRCS))
+CLIENT_OBJS := $(call obj,$(CLIENT_LIB_SRCS) $(CLIENT_SHARED_SRCS))
 SLM_OBJS := $(call obj,$(SLM_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 TOOL_OBJS := $(call obj,$(TOOL_SRCS))
@@ -90,11 +101,14 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 CORE_LIB   := $(BUILD)/lib/libslmcore.a
 CLIENT_A   := $(BUILD)/lib/libslmclient.a
 CLIENT_SO  := $(BUILD)/lib/libslmclient.so
+CLIENT_SO1 := $(BUILD)/lib/libslmclient.so.1
+CLIENT_PC  := $(BUILD)/lib/pkgconfig/slmclient.pc
+CLIENT_LDLIBS := $(shell pkg-config --libs libsodium 2>/dev/null) -lpthread
 BINS       := $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(if $(SLM_SRCS),$(BUILD)/bin/slm)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 FEATURES_H := $(BUILD)/gen/slm_features.h
 
-.PHONY: all deps testdata test unit asan run install bench fuzz lint format clean help
+.PHONY: all deps testdata test unit asan run install deb bench fuzz lint format clean help
 .DEFAULT_GOAL := all
 # Program mains are built through a pattern chain, which would make them
 # intermediate (deleted after linking); keep them so relinks stay
@@ -102,8 +116,8 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 # object whose source is older than the archive.
 .SECONDARY: $(call obj,$(wildcard $(addsuffix /*_main.c,$(CORE_DIRS))))
 
-all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO)) $(UNIT_BIN) \
-	$(TOOL_BINS) $(BENCH_BINS)
+all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO) $(CLIENT_PC)) \
+	$(UNIT_BIN) $(TOOL_BINS) $(BENCH_BINS)
 
 help:
 	@echo "make deps    install the Debian packages (needs root or sudo)"
@@ -115,6 +129,7 @@ help:
 	@echo "make fuzz    libFuzzer harnesses for a bounded time"
 	@echo "make lint    clang-format check and cppcheck"
 	@echo "make install PREFIX=... DESTDIR=..."
+	@echo "make deb     Debian packages into $(BUILD)/deb/ (dpkg-buildpackage)"
 
 deps:
 	@./tools/deps.sh $(DEB_PACKAGES)
@@ -156,10 +171,20 @@ $(CLIENT_A): $(CLIENT_OBJS)
 	$(call say,AR,$@)
 	$(Q)ar rcs $@ $^
 
-$(CLIENT_SO): $(CLIENT_OBJS)
+# Only the slm_client_* API is exported (client/libslmclient.map).
+$(CLIENT_SO1): $(CLIENT_OBJS) client/libslmclient.map
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
-	$(Q)$(CC) -shared -Wl,-soname,libslmclient.so.1 $(SAN) -o $@ $^ $(LDLIBS_COMMON)
+	$(Q)$(CC) -shared -Wl,-soname,libslmclient.so.1 \
+		-Wl,--version-script=client/libslmclient.map -Wl,-z,relro,-z,now \
+		$(SAN) -o $@ $(CLIENT_OBJS) $(CLIENT_LDLIBS)
+
+$(CLIENT_SO): $(CLIENT_SO1)
+	$(Q)ln -sf libslmclient.so.1 $@
+
+$(CLIENT_PC): client/slmclient.pc.in Makefile common/version.h
+	@mkdir -p $(dir $@)
+	$(Q)./tools/gen-pc.sh $(PREFIX) < $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/bin/%: $(BUILD)/obj/daemon/%_main.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -279,7 +304,12 @@ format:
 	@clang-format -i $(LINT_SRCS)
 
 install: all
-	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)"
+	@./tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(LIBDIR)"
+
+# The Debian packages (debian/): slmd, and libslmclient1 + -dev when the
+# tree has the client library.  docs/operations.md installs them.
+deb: deps
+	@./tools/build-deb.sh "$(BUILD)"
 
 clean:
 	rm -rf build build-asan build-fuzz

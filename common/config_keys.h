@@ -61,6 +61,89 @@ SLM_CFG_KEY(ENGINE_SIMD, "engine", "simd", ENUM, "auto", 0, 0,
 	"Widest instruction set the kernels may use; auto picks the best the "
 	"CPU has.  A narrower choice is for comparison or to work around a "
 	"fault.")
+SLM_CFG_KEY(ENGINE_SPIN_US, "engine", "spin_us", INT, "5000", 0, 10000000,
+	NULL, STATIC,
+	"Microseconds a pool thread spins for work before it sleeps (waking "
+	"costs tens of microseconds): cover the gaps of a busy server.")
+
+SLM_CFG_KEY(DP_KIND, "dataplane", "kind", ENUM, "uring", 0, 0, "uring|dpdk",
+	STATIC,
+	"Packet path of the RPC: uring (kernel UDP sockets driven by io_uring) "
+	"or dpdk (kernel bypass on a NIC port).")
+SLM_CFG_KEY(DP_LISTEN, "dataplane", "listen", STRING, "udp://127.0.0.1:7070",
+	0, 0, NULL, STATIC,
+	"Address the RPC listens on: udp://HOST:PORT, HOST an IPv4 address, a "
+	"bracketed IPv6 address ([::] also takes IPv4) or a name.")
+SLM_CFG_KEY(DP_RX_THREADS, "dataplane", "rx_threads", INT, "1", 1, 64, NULL,
+	STATIC,
+	"Receive threads, each with its own socket (SO_REUSEPORT spreads "
+	"clients over them) and its own sessions.")
+SLM_CFG_KEY(DP_SPIN_US, "dataplane", "spin_us", INT, "50", 0, 10000000, NULL,
+	STATIC,
+	"Longest time (us) a dataplane thread polls after its last work before "
+	"it sleeps; shortened while polling catches nothing.  Polling costs a "
+	"core, sleeping costs wake-up latency.")
+SLM_CFG_KEY(DP_RX_BUFFERS, "dataplane", "rx_buffers", INT, "1024", 16, 32768,
+	NULL, STATIC,
+	"Receive buffers per thread (2 KiB each), rounded up to a power of "
+	"two.")
+SLM_CFG_KEY(DP_SOCKET_BUFFER, "dataplane", "socket_buffer", SIZE, "4M", 0,
+	1073741824, NULL, STATIC,
+	"Kernel socket receive and send buffer of each socket; 0 keeps the "
+	"system default.")
+SLM_CFG_KEY(DP_MAX_REQUEST_BYTES, "dataplane", "max_request_bytes", SIZE,
+	"64K", 1024, 8388608, NULL, STATIC,
+	"Largest generate request (its encoded body, after reassembly from "
+	"fragments); larger ones are refused with ETOOBIG.")
+SLM_CFG_KEY(DP_KEY_FILE, "dataplane", "key_file", STRING, "", 0, 0, NULL,
+	STATIC,
+	"File of pre-shared keys ('ID HEX' lines, docs/protocol.md): every "
+	"datagram must then carry a MAC made with one.  Readable only by the "
+	"service user.  Empty: no MACs.")
+SLM_CFG_KEY(DP_ALLOW, "dataplane", "allow", STRING, "", 0, 0, NULL, STATIC,
+	"Client networks allowed to use the RPC, in CIDR form, separated by "
+	"commas (10.0.0.0/8, ::1/128).  Empty: every address.")
+SLM_CFG_KEY(DP_MAX_CLIENTS, "dataplane", "max_clients", INT, "4096", 1,
+	1048576, NULL, STATIC,
+	"Client connections a dataplane thread keeps state for.")
+SLM_CFG_KEY(DP_MAX_INFLIGHT, "dataplane", "max_inflight", INT, "4096", 1,
+	1048576, NULL, STATIC,
+	"Requests in flight per dataplane thread (being reassembled or "
+	"running); more are refused with EOVERLOAD.")
+SLM_CFG_KEY(DP_CLIENT_MAX_INFLIGHT, "dataplane", "client_max_inflight", INT,
+	"256", 1, 1024, NULL, STATIC,
+	"Requests in flight per client connection, so one client cannot take "
+	"every slot; more are refused with EOVERLOAD.")
+SLM_CFG_KEY(DP_CLIENT_RATE, "dataplane", "client_rate", INT, "0", 0,
+	100000000, NULL, STATIC,
+	"Datagrams per second one client connection may send (a token bucket "
+	"with a tenth of a second of burst); the excess is dropped.  0: no "
+	"limit.")
+SLM_CFG_KEY(DP_RETRANSMIT_BYTES, "dataplane", "retransmit_bytes", SIZE,
+	"256K", 4096, 67108864, NULL, STATIC,
+	"Token-stream bytes kept per request until the client acknowledges "
+	"them, to answer its retransmission requests.")
+SLM_CFG_KEY(DP_REASSEMBLY_BYTES, "dataplane", "reassembly_bytes", SIZE,
+	"32M", 65536, 17179869184, NULL, STATIC,
+	"Memory for requests still arriving in fragments, per dataplane "
+	"thread; fragments beyond it are dropped until the client resends.")
+SLM_CFG_KEY(DP_REASSEMBLY_TIMEOUT_MS, "dataplane", "reassembly_timeout_ms",
+	INT, "2000", 10, 600000, NULL, STATIC,
+	"An incomplete request is forgotten this long after its first "
+	"fragment.")
+SLM_CFG_KEY(DP_ABANDON_MS, "dataplane", "abandon_ms", INT, "5000", 100,
+	3600000, NULL, STATIC,
+	"A running request whose client has been silent this long is "
+	"cancelled; a finished one is forgotten.  Clients send a keep-alive "
+	"every second.")
+SLM_CFG_KEY(DP_REPLAY_WINDOW_S, "dataplane", "replay_window_s", INT, "30", 1,
+	3600, NULL, STATIC,
+	"With keys: datagrams whose timestamp is further than this from the "
+	"server's clock are dropped as replays.")
+SLM_CFG_KEY(DP_CLIENT_IDLE_S, "dataplane", "client_idle_s", INT, "120", 2,
+	86400, NULL, STATIC,
+	"A client connection with no request silent this long is forgotten. "
+	"Must exceed replay_window_s.")
 
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,

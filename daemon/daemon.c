@@ -30,6 +30,7 @@ struct slmd {
 	pthread_mutex_t reload_lock;
 
 	struct slmd_component comp[MAX_COMPONENTS];
+	bool stalled[MAX_COMPONENTS]; /* last verdict; health thread only */
 	int n_comp;
 	/* Components whose start succeeded: written by the run thread,
 	 * read (atomically) by reloads on other threads. */
@@ -98,14 +99,30 @@ int slmd_add_observer(struct slmd *d, const struct slmd_observer *o)
 	return 0;
 }
 
-void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail)
+static void announce(struct slmd *d, enum slmd_state state, const char *detail)
 {
-	__atomic_store_n(&d->state, (int)state, __ATOMIC_RELEASE);
 	SLM_INFO("slmd", "state: %s%s%s", slmd_state_name(state),
 		 detail ? ": " : "", detail ? detail : "");
 	for (int i = 0; i < d->n_obs; i++)
 		if (d->obs[i].state)
 			d->obs[i].state(d->obs[i].ctx, state, detail);
+}
+
+void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail)
+{
+	__atomic_store_n(&d->state, (int)state, __ATOMIC_RELEASE);
+	announce(d, state, detail);
+}
+
+bool slmd_transition(struct slmd *d, enum slmd_state from, enum slmd_state to,
+		     const char *detail)
+{
+	int expected = (int)from;
+	if (!__atomic_compare_exchange_n(&d->state, &expected, (int)to, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	announce(d, to, detail);
+	return true;
 }
 
 enum slmd_state slmd_state(const struct slmd *d)
@@ -177,11 +194,16 @@ static bool all_healthy(struct slmd *d)
 	bool ok = true;
 	for (int i = 0; i < d->n_started; i++) {
 		const struct slmd_component *c = &d->comp[i];
-		if (c->healthy && !c->healthy(c->ctx)) {
+		bool stalled = c->healthy && !c->healthy(c->ctx);
+		/* Say it when it changes, not on every tick. */
+		if (stalled && !d->stalled[i])
 			SLM_WARN("slmd", "component %s makes no progress",
 				 c->name);
-			ok = false;
-		}
+		else if (!stalled && d->stalled[i])
+			SLM_INFO("slmd", "component %s makes progress again",
+				 c->name);
+		d->stalled[i] = stalled;
+		ok = ok && !stalled;
 	}
 	return ok;
 }
@@ -287,11 +309,24 @@ static bool all_idle(struct slmd *d)
 	return true;
 }
 
-/* Tell every component to stop accepting work (once). */
-static void drain_begin(struct slmd *d, const char *detail)
+/*
+ * Tell every component to stop accepting work (once).  A drain before a
+ * stop is announced to the observers' state hook; a drain that stays up
+ * (slmctl drain) only stores the state and tells their status hook: to
+ * systemd the service still runs, and STOPPING=1 comes with the stop.
+ */
+static void drain_begin(struct slmd *d, bool stays_up)
 {
 	d->drain_begun = true;
-	slmd_set_state(d, SLMD_DRAINING, detail);
+	if (stays_up) {
+		__atomic_store_n(&d->state, (int)SLMD_DRAINING,
+				 __ATOMIC_RELEASE);
+		SLM_INFO("slmd", "state: draining: no new work; slmd stays "
+				 "up (drain requested)");
+		slmd_status(d, "draining: no new work; slmd stays up");
+	} else {
+		slmd_set_state(d, SLMD_DRAINING, NULL);
+	}
 	for (int i = d->n_started - 1; i >= 0; i--)
 		if (d->comp[i].drain)
 			d->comp[i].drain(d->comp[i].ctx);
@@ -301,7 +336,7 @@ static void drain_begin(struct slmd *d, const char *detail)
 static void drain(struct slmd *d)
 {
 	if (!d->drain_begun)
-		drain_begin(d, NULL);
+		drain_begin(d, false);
 	else
 		slmd_set_state(d, SLMD_DRAINING, "stopping");
 	int64_t timeout_ms =
@@ -450,8 +485,7 @@ int slmd_run(struct slmd *d, struct slm_error *err)
 	health_start(d);
 	/* A component may have moved the state on (e.g. to LOADING while a
 	 * model loads in the background); otherwise slmd serves now. */
-	if (slmd_state(d) == SLMD_STARTING)
-		slmd_set_state(d, SLMD_SERVING, NULL);
+	slmd_transition(d, SLMD_STARTING, SLMD_SERVING, NULL);
 
 	const struct timespec poll = {.tv_sec = 0, .tv_nsec = SIGNAL_POLL_NS};
 	for (;;) {
@@ -459,8 +493,7 @@ int slmd_run(struct slmd *d, struct slm_error *err)
 			break;
 		if (!d->drain_begun &&
 		    __atomic_load_n(&d->drain_requested, __ATOMIC_ACQUIRE))
-			drain_begin(d, "drain requested: no new work; slmd "
-				       "stays up");
+			drain_begin(d, true);
 		if (d->drain_begun && !slmd_drained(d) && all_idle(d)) {
 			__atomic_store_n(&d->drained, 1, __ATOMIC_RELEASE);
 			SLM_INFO("slmd", "drained: no work in flight");

@@ -22,10 +22,10 @@
  * answering the control socket, until a stop is requested; slmd_drained
  * turns true once every component is idle.  There is no way back to
  * SERVING (components cannot take drained work back up): restart slmd.
- * A stop after such a drain reports DRAINING again with the detail
- * "stopping" (drain hooks are not called twice), then STOPPING.
- * Observers that act only on an exit (sd_notify's STOPPING=1) check
- * slmd_exiting.
+ * Such a drain is not a state change for the observers (slmd_state says
+ * DRAINING; observers get a status line): for systemd the service still
+ * runs.  A stop afterwards announces DRAINING (detail "stopping") without
+ * calling the drain hooks twice, then STOPPING.
  *
  * Observers (sd_notify, the ctl server's status) register for state
  * changes and health ticks.  All functions are thread-safe unless noted.
@@ -161,6 +161,15 @@ int slmd_set_runtime(struct slmd *d, int n, const char *const *keys,
 /* Set the state and tell the observers (any thread). */
 void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail);
 enum slmd_state slmd_state(const struct slmd *d);
+
+/*
+ * Move from one state to another only if the daemon is still in `from`
+ * (e.g. a background load finishing: LOADING -> SERVING must not undo a
+ * drain that began meanwhile).  Returns whether the state changed; the
+ * observers hear of it only then.
+ */
+bool slmd_transition(struct slmd *d, enum slmd_state from, enum slmd_state to,
+		     const char *detail);
 
 /* Tell the observers a status line (e.g. load progress). */
 void slmd_status(struct slmd *d, const char *fmt, ...) SLM_PRINTF(2, 3);

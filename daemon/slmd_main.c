@@ -15,6 +15,9 @@
 #include "common/version.h"
 #include "ctl/server.h"
 #include "daemon/daemon.h"
+#include "daemon/notify.h"
+#include "daemon/testhook.h"
+#include "dataplane/dataplane.h"
 
 static void usage(FILE *out)
 {
@@ -43,6 +46,102 @@ static struct ctl_server *add_ctl(struct slmd *d)
 	if (slmd_add_component(d, &c))
 		slm_cli_die("slmd", "too many components");
 	return ctl;
+}
+
+/*
+ * The RPC dataplane, a component.  It starts before any model so slmd
+ * answers PING and INFO at once; until the serving core is handed over it
+ * refuses generate requests with "no model loaded".  When the serving core
+ * lands: it is a component added after this one, which loads the model and
+ * then calls dp_dataplane_attach_serve(dp, &dp_serve_core_ops, serve);
+ * components stop in reverse, so the dataplane stops after it.
+ */
+struct dataplane_component {
+	struct dp_dataplane *dp;
+};
+
+static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
+{
+	struct dataplane_component *c = ctx;
+	int rc = dp_dataplane_start(slmd_config(d), NULL, NULL, &c->dp, err);
+	if (rc)
+		return rc;
+	SLM_INFO("dataplane", "listening on %s: %s", dp_dataplane_url(c->dp),
+		 dp_dataplane_describe(c->dp));
+	return 0;
+}
+
+static void dataplane_stop(void *ctx)
+{
+	struct dataplane_component *c = ctx;
+	struct dp_counters counters;
+	char line[4096];
+	dp_dataplane_counters(c->dp, &counters);
+	dp_counters_format(&counters, line, sizeof(line));
+	SLM_INFO("dataplane", "counters: %s", line[0] ? line : "(all zero)");
+	dp_dataplane_stop(c->dp);
+	c->dp = NULL;
+}
+
+/* Scripts wait for a log line containing "ready": written when slmd
+ * reaches the serving state, with the address it serves. */
+static void ready_line(void *ctx, enum slmd_state state, const char *detail)
+{
+	struct dataplane_component *c = ctx;
+	if (state == SLMD_SERVING && c->dp)
+		SLM_INFO("slmd", "ready: serving on %s",
+			 dp_dataplane_url(c->dp));
+}
+
+static void add_dataplane(struct slmd *d, struct dataplane_component *c)
+{
+	struct slmd_component comp = {.name = "dataplane",
+				      .ctx = c,
+				      .start = dataplane_start,
+				      .stop = dataplane_stop};
+	struct slmd_observer obs = {.ctx = c, .state = ready_line};
+	if (slmd_add_component(d, &comp) || slmd_add_observer(d, &obs))
+		slm_cli_die("slmd", "too many components");
+}
+
+/*
+ * systemd: sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING) as an
+ * observer of the daemon's life, and the test-only component
+ * (daemon/testhook.h) when an SLMD_TEST_* variable asks for it.  Call
+ * after every other component is added: the test component goes last.
+ */
+struct systemd_parts {
+	struct slmd_notify *notify;
+	struct slmd_testhook *testhook;
+};
+
+static void systemd_attach(struct slmd *d, const struct slm_config *cfg,
+			   struct systemd_parts *p)
+{
+	p->notify = slmd_notify_create(cfg);
+	if (!p->notify)
+		slm_cli_die("slmd", "out of memory");
+	struct slmd_observer obs = slmd_notify_observer(p->notify);
+	if (slmd_add_observer(d, &obs))
+		slm_cli_die("slmd", "too many observers");
+	if (!slmd_testhook_wanted())
+		return;
+	struct slm_error err = {0};
+	if (slmd_testhook_create(&p->testhook, &err))
+		slm_cli_die("slmd", "%s", err.msg);
+	struct slmd_component c = slmd_testhook_component(p->testhook);
+	if (slmd_add_component(d, &c))
+		slm_cli_die("slmd", "too many components");
+	SLM_WARN("slmd",
+		 "TEST HOOKS ACTIVE (SLMD_TEST_*: %s): for tests "
+		 "only, never in production",
+		 slmd_testhook_describe(p->testhook));
+}
+
+static void systemd_detach(struct systemd_parts *p)
+{
+	slmd_testhook_destroy(p->testhook);
+	slmd_notify_destroy(p->notify);
 }
 
 int main(int argc, char **argv)
@@ -79,12 +178,17 @@ int main(int argc, char **argv)
 	struct ctl_server *ctl = add_ctl(d);
 	SLM_INFO("slmd", "slmd %s starting (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
+	struct dataplane_component dataplane = {0};
+	add_dataplane(d, &dataplane);
+	struct systemd_parts sd_parts = {0};
+	systemd_attach(d, cfg, &sd_parts);
 	struct slm_error err = {0};
 	int rc = slmd_run(d, &err);
-	if (rc)
-		SLM_ERROR("slmd", "%s", err.msg);
 	slmd_destroy(d);
+	systemd_detach(&sd_parts);
 	ctl_server_destroy(ctl);
 	slm_config_destroy(cfg);
-	return rc ? 1 : 0;
+	if (rc)
+		slm_cli_die("slmd", "%s", err.msg);
+	return 0;
 }

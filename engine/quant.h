@@ -18,8 +18,30 @@
  * no importance matrix: every type here is byte-identical to them (F16,
  * BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
  *
- * The fast kernels (dot products against quantized activations, matrix
- * products, per-ISA tiers) build on these formats in their own modules.
+ * The run-time kernels are below the formats: a traits table per type
+ * (see struct slm_quant_traits) holding, for the CPU's widest usable tier,
+ * the activation quantizer, the dot product of a weight row with an
+ * activation row, a small matrix tile of such dot products, and the
+ * dequantizer.  Each weight type pairs with one activation format, as in
+ * llama.cpp, so the engine computes what llama.cpp computes:
+ *
+ *   weight               activation (vec_dot_type)
+ *   Q4_0 Q5_0 Q8_0       Q8_0
+ *   Q4_1 Q5_1            Q8_1
+ *   Q2_K .. Q6_K         Q8_K
+ *   F16 / BF16 / F32     F16 / BF16 / F32
+ *
+ * Activations are quantized the way llama.cpp's x86 build does at run
+ * time, which is not its reference quantizer: Q8_0 and Q8_1 take
+ * d = amax/127 and q = round-half-even(x * (127/amax)) (the reference
+ * divides by d and rounds half away from zero); Q8_K takes the reference
+ * (q = round-half-even(x * -127/max), d = 1/that).  Matching this keeps
+ * the logits of a quantized model within llama.cpp's own noise.
+ *
+ * Tiers (engine/cpu.h): quant_scalar.c is the specification, written for
+ * clarity; quant_avx2.c and quant_avx512.c are the wide versions, tested
+ * against it (integer block sums exactly, the float sums to a rounding
+ * bound).
  */
 #ifndef SLM_ENGINE_QUANT_H
 #define SLM_ENGINE_QUANT_H
@@ -27,6 +49,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/err.h"
+#include "engine/cpu.h"
 #include "engine/dtype.h"
 
 #define QK4_0 32
@@ -146,5 +170,83 @@ int slm_quantize_ref(enum slm_dtype type, const float *x, void *y, int64_t n);
 
 /* Dequantize n values of type `type` from x into y (same types). */
 int slm_dequantize(enum slm_dtype type, const void *x, float *y, int64_t n);
+
+/* ---- run-time kernels --------------------------------------------------- */
+
+/* f32 -> format (n a multiple of the block). */
+typedef void (*slm_from_float_fn)(const float *x, void *y, int64_t n);
+/* format -> f32. */
+typedef void (*slm_to_float_fn)(const void *x, float *y, int64_t n);
+/* Dot product of n elements: a weight row w (the traits' type) with an
+ * activation row a (its vec_dot_type). */
+typedef float (*slm_vec_dot_fn)(int64_t n, const void *w, const void *a);
+/*
+ * A tile of dot products, nr weight rows by nc activation rows (nr <=
+ * gemm_mr, nc <= gemm_nr; smaller for ragged edges):
+ *     s[c * s_stride + r] = dot(w + r * w_stride, a + c * a_stride)
+ * Strides in bytes for w and a, in floats for s.
+ */
+typedef void (*slm_gemm_fn)(int64_t n, const void *w, size_t w_stride, int nr,
+			    const void *a, size_t a_stride, int nc, float *s,
+			    size_t s_stride);
+
+struct slm_quant_traits {
+	enum slm_dtype type;
+	uint32_t block;		     /* elements per block */
+	uint32_t block_bytes;	     /* bytes per block */
+	enum slm_dtype vec_dot_type; /* activation format of the dot */
+	/*
+	 * f32 -> this type.  For an activation format (Q8_0, Q8_1, Q8_K, F16,
+	 * BF16, F32) the run-time quantizer described above; for a weight-only
+	 * type the reference quantizer.
+	 */
+	slm_from_float_fn from_float;
+	slm_to_float_fn to_float;
+	slm_vec_dot_fn vec_dot; /* NULL for activation-only types */
+	slm_gemm_fn gemm;	/* NULL where vec_dot is */
+	int gemm_mr, gemm_nr;	/* largest tile gemm takes */
+	enum slm_simd simd;	/* tier of vec_dot and gemm */
+};
+
+/*
+ * The traits of `type` in the active tier, or NULL for a type without
+ * kernels.  The active tier is the CPU's widest until slm_quant_set_simd
+ * says otherwise.
+ */
+const struct slm_quant_traits *slm_quant_traits(enum slm_dtype type);
+
+/*
+ * The traits of `type` at tier `simd` (each kernel from the widest tier
+ * at or below `simd` that has one), or NULL when the type has no kernels
+ * or the CPU cannot run that tier.  For tests and benchmarks.
+ */
+const struct slm_quant_traits *slm_quant_traits_at(enum slm_dtype type,
+						   enum slm_simd simd);
+
+/*
+ * Choose the active tier: the widest the CPU has, capped at `cap` (from
+ * slm_simd_parse: SLM_SIMD__COUNT for no cap).  Returns the tier chosen.
+ * Call it at start-up, before any thread uses the kernels; it is not
+ * safe while kernels run.
+ */
+enum slm_simd slm_quant_set_simd(enum slm_simd cap);
+
+/* The active tier. */
+enum slm_simd slm_quant_simd(void);
+
+/*
+ * Start-up for a program: parse `simd` ("auto|scalar|avx2|avx512", the
+ * engine.simd key or a --simd flag), make the capped tier active, and log
+ * the CPU's features, the tier chosen and the AMX decision (probed in a
+ * child process, see cpu.h).  Returns 0, or SLM_ECONFIG with err saying
+ * what is allowed.
+ */
+int slm_quant_configure(const char *simd, struct slm_error *err);
+
+/*
+ * Quantize activations the run-time way (the traits' from_float of an
+ * activation format): Q8_0, Q8_1, Q8_K, F16, BF16, F32.
+ */
+int slm_quantize_act(enum slm_dtype type, const float *x, void *y, int64_t n);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "common/err.h"
 #include "engine/quant.h"
+#include "engine/quant_int.h"
 
 /* Below this magnitude a group counts as all zero (ggml's GROUP_MAX_EPS). */
 #define GROUP_EPS 1e-15f
@@ -97,16 +98,10 @@ slm_bf16 slm_f32_to_bf16(float f)
 /* ---- helpers shared by the K-quant searches ---------------------------- */
 
 /*
- * Round to the nearest integer, ties to even, for |v| <= 2^22: adding
- * 1.5 * 2^23 puts the integer in the low mantissa bits.  ggml rounds with
- * exactly this addition, which is what makes the result of a product
- * `nearest(a * b)` depend on the product being rounded to f32 first.
+ * Rounding is slm_nearest_int (quant_int.h): ggml adds 1.5 * 2^23, which
+ * is what makes `nearest(a * b)` depend on the product being rounded to
+ * f32 first.
  */
-static inline int nearest(float v)
-{
-	float t = v + 12582912.f;
-	return (int)(f32_bits(t) & 0x007fffff) - 0x00400000;
-}
 
 static inline int clampi(int v, int lo, int hi)
 {
@@ -147,7 +142,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w,
 	float scale = 1 / iscale;
 	float best_error = 0;
 	for (int i = 0; i < n; i++) {
-		int l = nearest(iscale * (x[i] - min));
+		int l = slm_nearest_int(iscale * (x[i] - min));
 		L[i] = (uint8_t)clampi(l, 0, nmax);
 		float diff = scale * L[i] + min - x[i];
 		diff = use_mad ? fabsf(diff) : diff * diff;
@@ -162,7 +157,8 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w,
 			(rmin + rdelta * (float)is + (float)nmax) / (max - min);
 		float sum_l = 0, sum_l2 = 0, sum_xl = 0;
 		for (int i = 0; i < n; i++) {
-			int l = clampi(nearest(iscale * (x[i] - min)), 0, nmax);
+			int l = clampi(slm_nearest_int(iscale * (x[i] - min)),
+				       0, nmax);
 			Laux[i] = (uint8_t)l;
 			float wl = w[i] * (float)l;
 			sum_l += wl;
@@ -222,7 +218,7 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L)
 	float sumlx = 0;
 	float suml2 = 0;
 	for (int i = 0; i < n; i++) {
-		int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
+		int l = clampi(slm_nearest_int(iscale * x[i]), -nmax, nmax - 1);
 		L[i] = (int8_t)l;
 		float w = x[i] * x[i];
 		sumlx += w * x[i] * (float)l;
@@ -236,8 +232,9 @@ static float fit_scale_q3(int n, int nmax, const float *x, int8_t *L)
 			if (slx > 0) {
 				float sl2 =
 					suml2 - w * (float)L[i] * (float)L[i];
-				int new_l = clampi(nearest(x[i] * sl2 / slx),
-						   -nmax, nmax - 1);
+				int new_l = clampi(
+					slm_nearest_int(x[i] * sl2 / slx),
+					-nmax, nmax - 1);
 				if (new_l != L[i]) {
 					slx += w * x[i] * (float)new_l;
 					sl2 += w * (float)new_l * (float)new_l;
@@ -285,7 +282,7 @@ static float fit_scale_qx(int n, int nmax, const float *x, int8_t *L)
 	float sumlx = 0;
 	float suml2 = 0;
 	for (int i = 0; i < n; i++) {
-		int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
+		int l = clampi(slm_nearest_int(iscale * x[i]), -nmax, nmax - 1);
 		L[i] = (int8_t)(l + nmax);
 		float w = x[i] * x[i];
 		sumlx += w * x[i] * (float)l;
@@ -299,14 +296,15 @@ static float fit_scale_qx(int n, int nmax, const float *x, int8_t *L)
 		iscale = -((float)nmax + 0.1f * (float)is) / max;
 		sumlx = suml2 = 0;
 		for (int i = 0; i < n; i++) {
-			int l = clampi(nearest(iscale * x[i]), -nmax, nmax - 1);
+			int l = clampi(slm_nearest_int(iscale * x[i]), -nmax,
+				       nmax - 1);
 			float w = x[i] * x[i];
 			sumlx += w * x[i] * (float)l;
 			suml2 += w * (float)l * (float)l;
 		}
 		if (suml2 > 0 && sumlx * sumlx > best * suml2) {
 			for (int i = 0; i < n; i++) {
-				int l = nearest(iscale * x[i]);
+				int l = slm_nearest_int(iscale * x[i]);
 				L[i] = (int8_t)(nmax +
 						clampi(l, -nmax, nmax - 1));
 			}
@@ -315,18 +313,6 @@ static float fit_scale_qx(int n, int nmax, const float *x, int8_t *L)
 		}
 	}
 	return scale;
-}
-
-/* 6-bit scale j and min j of a Q4_K/Q5_K block's 12 packed bytes. */
-static inline void k4_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
-{
-	if (j < 4) {
-		*d = q[j] & 63;
-		*m = q[j + 4] & 63;
-	} else {
-		*d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-		*m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-	}
 }
 
 static inline void k4_pack(uint8_t *scales, int j, uint8_t ls, uint8_t lm)
@@ -339,14 +325,6 @@ static inline void k4_pack(uint8_t *scales, int j, uint8_t ls, uint8_t lm)
 		scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
 		scales[j] |= (uint8_t)((lm >> 4) << 6);
 	}
-}
-
-/* 6-bit signed scale j (stored + 32) of a Q3_K block's 12 packed bytes. */
-static inline int q3k_scale(const uint8_t *s, int j)
-{
-	int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
-	int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-	return (lo | (hi << 4)) - 32;
 }
 
 /* ---- legacy formats ----------------------------------------------------- */
@@ -519,8 +497,8 @@ static void quantize_q2_K(const float *x, struct block_q2_K *y, int64_t nb)
 		if (max_scale > 0) {
 			float iscale = q4scale / max_scale;
 			for (int j = 0; j < QK_K / 16; j++)
-				y[i].scales[j] =
-					(uint8_t)nearest(iscale * scales[j]);
+				y[i].scales[j] = (uint8_t)slm_nearest_int(
+					iscale * scales[j]);
 			y[i].d = slm_f32_to_fp16(max_scale / q4scale);
 		} else {
 			memset(y[i].scales, 0, sizeof(y[i].scales));
@@ -529,7 +507,7 @@ static void quantize_q2_K(const float *x, struct block_q2_K *y, int64_t nb)
 		if (max_min > 0) {
 			float iscale = q4scale / max_min;
 			for (int j = 0; j < QK_K / 16; j++) {
-				int l = nearest(iscale * mins[j]);
+				int l = slm_nearest_int(iscale * mins[j]);
 				y[i].scales[j] |= (uint8_t)(l << 4);
 			}
 			y[i].dmin = slm_f32_to_fp16(max_min / q4scale);
@@ -546,7 +524,8 @@ static void quantize_q2_K(const float *x, struct block_q2_K *y, int64_t nb)
 			const float dm = slm_fp16_to_f32(y[i].dmin) *
 					 (float)(y[i].scales[j] >> 4);
 			for (int ii = 0; ii < 16; ii++) {
-				int l = nearest((x[16 * j + ii] + dm) / d);
+				int l = slm_nearest_int((x[16 * j + ii] + dm) /
+							d);
 				L[16 * j + ii] = (uint8_t)clampi(l, 0, 3);
 			}
 		}
@@ -580,7 +559,8 @@ static void quantize_q3_K(const float *x, struct block_q3_K *y, int64_t nb)
 		if (max_scale) {
 			float iscale = -32.f / max_scale;
 			for (int j = 0; j < QK_K / 16; j++) {
-				int8_t l8 = (int8_t)nearest(iscale * scales[j]);
+				int8_t l8 = (int8_t)slm_nearest_int(iscale *
+								    scales[j]);
 				int l = clampi(l8, -32, 31) + 32;
 				if (j < 8)
 					y[i].scales[j] = (uint8_t)(l & 0xF);
@@ -597,11 +577,11 @@ static void quantize_q3_K(const float *x, struct block_q3_K *y, int64_t nb)
 		}
 		for (int j = 0; j < QK_K / 16; j++) {
 			float d = slm_fp16_to_f32(y[i].d) *
-				  (float)(int8_t)q3k_scale(y[i].scales, j);
+				  (float)(int8_t)slm_q3k_scale(y[i].scales, j);
 			if (!d)
 				continue;
 			for (int ii = 0; ii < 16; ii++) {
-				int l = nearest(x[16 * j + ii] / d);
+				int l = slm_nearest_int(x[16 * j + ii] / d);
 				L[16 * j + ii] = (int8_t)(clampi(l, -4, 3) + 4);
 			}
 		}
@@ -657,21 +637,21 @@ static void k45_scales(const float *x, int nmax, float rmin, int nstep,
 	float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
 	memset(packed, 0, K_SCALE_SIZE);
 	for (int j = 0; j < QK_K / 32; j++) {
-		uint8_t ls = (uint8_t)nearest(inv_scale * scales[j]);
-		uint8_t lm = (uint8_t)nearest(inv_min * mins[j]);
+		uint8_t ls = (uint8_t)slm_nearest_int(inv_scale * scales[j]);
+		uint8_t lm = (uint8_t)slm_nearest_int(inv_min * mins[j]);
 		k4_pack(packed, j, SLM_MIN(63, ls), SLM_MIN(63, lm));
 	}
 	*d_out = slm_f32_to_fp16(max_scale / 63.f);
 	*dmin_out = slm_f32_to_fp16(max_min / 63.f);
 	for (int j = 0; j < QK_K / 32; j++) {
 		uint8_t sc, m;
-		k4_scale_min(j, packed, &sc, &m);
+		slm_k4_scale_min(j, packed, &sc, &m);
 		const float d = slm_fp16_to_f32(*d_out) * (float)sc;
 		if (!d)
 			continue;
 		const float dm = slm_fp16_to_f32(*dmin_out) * (float)m;
 		for (int ii = 0; ii < 32; ii++) {
-			int l = nearest((x[32 * j + ii] + dm) / d);
+			int l = slm_nearest_int((x[32 * j + ii] + dm) / d);
 			L[32 * j + ii] = (uint8_t)clampi(l, 0, nmax);
 		}
 	}
@@ -746,14 +726,14 @@ static void quantize_q6_K(const float *x, struct block_q6_K *y, int64_t nb)
 		y[i].d = slm_f32_to_fp16(1 / iscale);
 		for (int ib = 0; ib < QK_K / 16; ib++)
 			y[i].scales[ib] = (int8_t)SLM_MIN(
-				127, nearest(iscale * scales[ib]));
+				127, slm_nearest_int(iscale * scales[ib]));
 		for (int j = 0; j < QK_K / 16; j++) {
 			float d =
 				slm_fp16_to_f32(y[i].d) * (float)y[i].scales[j];
 			if (!d)
 				continue;
 			for (int ii = 0; ii < 16; ii++) {
-				int l = nearest(x[16 * j + ii] / d);
+				int l = slm_nearest_int(x[16 * j + ii] / d);
 				L[16 * j + ii] =
 					(int8_t)(clampi(l, -32, 31) + 32);
 			}
@@ -795,8 +775,8 @@ static void quantize_q8_K(const float *x, struct block_q8_K *y, int64_t nb)
 		}
 		const float iscale = -127.f / max;
 		for (int j = 0; j < QK_K; j++)
-			y[i].qs[j] =
-				(int8_t)SLM_MIN(127, nearest(iscale * x[j]));
+			y[i].qs[j] = (int8_t)SLM_MIN(
+				127, slm_nearest_int(iscale * x[j]));
 		for (int j = 0; j < QK_K / 16; j++) {
 			int sum = 0;
 			for (int ii = 0; ii < 16; ii++)
@@ -981,8 +961,8 @@ static void dequantize_q3_K(const struct block_q3_K *x, float *y, int64_t nb)
 			for (int shift = 0; shift < 8; shift += 2) {
 				for (int half = 0; half < 2; half++) {
 					float dl = d_all *
-						   (float)q3k_scale(x[i].scales,
-								    is++);
+						   (float)slm_q3k_scale(
+							   x[i].scales, is++);
 					const uint8_t *qq = q + 16 * half;
 					const uint8_t *hh = hm + 16 * half;
 					for (int l = 0; l < 16; l++) {
@@ -1005,9 +985,9 @@ static void dequantize_q4_K(const struct block_q4_K *x, float *y, int64_t nb)
 		const float min = slm_fp16_to_f32(x[i].dmin);
 		for (int is = 0; is < 8; is += 2, q += 32) {
 			uint8_t sc, m;
-			k4_scale_min(is, x[i].scales, &sc, &m);
+			slm_k4_scale_min(is, x[i].scales, &sc, &m);
 			const float d1 = d * (float)sc, m1 = min * (float)m;
-			k4_scale_min(is + 1, x[i].scales, &sc, &m);
+			slm_k4_scale_min(is + 1, x[i].scales, &sc, &m);
 			const float d2 = d * (float)sc, m2 = min * (float)m;
 			for (int l = 0; l < 32; l++)
 				*y++ = d1 * (float)(q[l] & 0xF) - m1;
@@ -1027,9 +1007,9 @@ static void dequantize_q5_K(const struct block_q5_K *x, float *y, int64_t nb)
 		uint8_t u1 = 1, u2 = 2;
 		for (int is = 0; is < 8; is += 2, ql += 32) {
 			uint8_t sc, m;
-			k4_scale_min(is, x[i].scales, &sc, &m);
+			slm_k4_scale_min(is, x[i].scales, &sc, &m);
 			const float d1 = d * (float)sc, m1 = min * (float)m;
-			k4_scale_min(is + 1, x[i].scales, &sc, &m);
+			slm_k4_scale_min(is + 1, x[i].scales, &sc, &m);
 			const float d2 = d * (float)sc, m2 = min * (float)m;
 			for (int l = 0; l < 32; l++)
 				*y++ = d1 * (float)((ql[l] & 0xF) +

@@ -357,9 +357,13 @@ static void test_drain_stays_up(void)
 	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
 	for (int i = 0; i < 2000 && !slmd_drained(d); i++)
 		slm_sleep_ns(1000000);
-	/* Idle after the drain, and still running: not exiting. */
+	/* Idle after the drain, and still running: not exiting; for the
+	 * observers (systemd) no state change yet. */
 	CU_ASSERT_TRUE(slmd_drained(d));
 	CU_ASSERT_FALSE(slmd_exiting(d));
+	CU_ASSERT_STRING_EQUAL(w.states, "serving ");
+	/* A load finishing now cannot undo the drain. */
+	CU_ASSERT_FALSE(slmd_transition(d, SLMD_LOADING, SLMD_SERVING, NULL));
 	slm_sleep_ns(120 * 1000000);
 	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
 	/* A second request changes nothing. */
@@ -368,9 +372,10 @@ static void test_drain_stays_up(void)
 	CU_ASSERT_TRUE(slmd_exiting(d));
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(r.rc, 0);
-	/* The drain hook ran once; the stop re-announced draining. */
+	/* The drain hook ran once; observers heard of draining only when
+	 * the stop began (to systemd the drained service still ran). */
 	CU_ASSERT_STRING_EQUAL(history, "start:serve drain:serve stop:serve ");
-	CU_ASSERT_STRING_EQUAL(w.states, "serving draining draining stopping ");
+	CU_ASSERT_STRING_EQUAL(w.states, "serving draining stopping ");
 	slmd_destroy(d);
 	slm_config_destroy(cfg);
 }
@@ -460,11 +465,31 @@ static void test_runtime_from_another_thread(void)
 	slm_config_destroy(cfg);
 }
 
+static void test_transition_only_from(void)
+{
+	struct slm_config *cfg = slm_config_create();
+	struct slmd *d = slmd_create(cfg, NULL);
+	struct watch w = {0};
+	struct slmd_observer o = observer(&w);
+	CU_ASSERT_EQUAL(slmd_add_observer(d, &o), 0);
+	slmd_set_state(d, SLMD_LOADING, "model.gguf");
+	/* A drain began while the model loaded... */
+	slmd_set_state(d, SLMD_DRAINING, NULL);
+	/* ...so the load finishing must not bring serving back. */
+	CU_ASSERT_FALSE(slmd_transition(d, SLMD_LOADING, SLMD_SERVING, NULL));
+	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
+	CU_ASSERT_TRUE(slmd_transition(d, SLMD_DRAINING, SLMD_STOPPING, NULL));
+	CU_ASSERT_STRING_EQUAL(w.states, "loading draining stopping ");
+	slmd_destroy(d);
+	slm_config_destroy(cfg);
+}
+
 SLM_SUITE("daemon", NULL, NULL, {"order and drain", test_order_and_drain},
 	  {"start failure unwinds", test_start_failure_unwinds},
 	  {"drain timeout", test_drain_timeout},
 	  {"sighup reload", test_sighup_reload},
 	  {"health ticks", test_health_ticks},
+	  {"transition only from", test_transition_only_from},
 	  {"drain stays up", test_drain_stays_up},
 	  {"runtime change and reload on request",
 	   test_runtime_from_another_thread})

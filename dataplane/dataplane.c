@@ -1,0 +1,213 @@
+/* dataplane.c: start the RPC dataplane from config.  See dataplane.h. */
+#include "dataplane/dataplane.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/log.h"
+#include "dataplane/acl.h"
+#include "dataplane/backend.h"
+#include "dataplane/keys.h"
+#include "dataplane/uring.h"
+
+#define STOP_TIMEOUT_MS 5000
+
+struct dp_dataplane {
+	const struct dp_backend_ops *ops;
+	struct dp_backend *be;
+	struct dp_keys *keys;
+	struct dp_acl *acl;
+	unsigned n;
+	struct dp_session **sess;
+	struct dp_io *io;
+	bool started;
+	char url[300];
+	char desc[128];
+};
+
+static const struct dp_backend_ops *backend_by_kind(const char *kind)
+{
+	if (!strcmp(kind, dp_uring_ops.name))
+		return &dp_uring_ops;
+	return NULL; /* dpdk: issue 10 adds its table here */
+}
+
+static void params_from_config(const struct slm_config *cfg,
+			       struct dp_session_params *p)
+{
+	dp_session_params_default(p);
+	p->max_request_bytes =
+		(uint32_t)slm_cfg_size(cfg, SLM_CFG_DP_MAX_REQUEST_BYTES);
+	p->max_clients = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_MAX_CLIENTS);
+	p->max_inflight = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_MAX_INFLIGHT);
+	p->client_max_inflight =
+		(uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_CLIENT_MAX_INFLIGHT);
+	p->client_rate = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_CLIENT_RATE);
+	p->retransmit_bytes =
+		(uint32_t)slm_cfg_size(cfg, SLM_CFG_DP_RETRANSMIT_BYTES);
+	p->reassembly_bytes = slm_cfg_size(cfg, SLM_CFG_DP_REASSEMBLY_BYTES);
+	p->reassembly_timeout_ms =
+		(uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_REASSEMBLY_TIMEOUT_MS);
+	p->abandon_ms = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_ABANDON_MS);
+	p->replay_window_s =
+		(uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_REPLAY_WINDOW_S);
+	p->client_idle_s = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_CLIENT_IDLE_S);
+}
+
+int dp_dataplane_start(const struct slm_config *cfg,
+		       const struct dp_serve_ops *serve_ops, void *serve,
+		       struct dp_dataplane **out, struct slm_error *err)
+{
+	*out = NULL;
+	const char *kind = slm_cfg_enum_name(cfg, SLM_CFG_DP_KIND);
+	const struct dp_backend_ops *ops = backend_by_kind(kind);
+	if (!ops)
+		return slm_error_set(err, SLM_ECONFIG,
+				     "dataplane.kind = %s: this build has no "
+				     "%s dataplane (use uring)",
+				     kind, kind);
+	struct dp_session_params sp;
+	params_from_config(cfg, &sp);
+	if (sp.client_idle_s <= sp.replay_window_s)
+		return slm_error_set(err, SLM_ECONFIG,
+				     "dataplane.client_idle_s (%u) must exceed "
+				     "dataplane.replay_window_s (%u)",
+				     sp.client_idle_s, sp.replay_window_s);
+	if (sp.client_max_inflight > sp.max_inflight)
+		return slm_error_set(err, SLM_ECONFIG,
+				     "dataplane.client_max_inflight (%u) "
+				     "exceeds dataplane.max_inflight (%u)",
+				     sp.client_max_inflight, sp.max_inflight);
+	struct dp_dataplane *dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return slm_error_set(err, SLM_ENOMEM, "dataplane");
+	dp->ops = ops;
+	int rc = 0;
+	const char *key_file = slm_cfg_str(cfg, SLM_CFG_DP_KEY_FILE);
+	if (key_file[0]) {
+		rc = dp_keys_load(key_file, true, &dp->keys, err);
+		if (rc) {
+			slm_error_prefix(err, "dataplane.key_file: ");
+			goto fail;
+		}
+	}
+	rc = dp_acl_parse(slm_cfg_str(cfg, SLM_CFG_DP_ALLOW), &dp->acl, err);
+	if (rc)
+		goto fail;
+
+	struct dp_backend_config bc = {
+		.listen = slm_cfg_str(cfg, SLM_CFG_DP_LISTEN),
+		.n_queues = (unsigned)slm_cfg_int(cfg, SLM_CFG_DP_RX_THREADS),
+		.spin_us = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_SPIN_US),
+		.rx_buffers = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_RX_BUFFERS),
+		.socket_buffer = slm_cfg_size(cfg, SLM_CFG_DP_SOCKET_BUFFER),
+		.stop_timeout_ms = STOP_TIMEOUT_MS,
+	};
+	rc = ops->open(&bc, &dp->be, err);
+	if (rc)
+		goto fail;
+	dp->n = bc.n_queues;
+	dp->sess = calloc(dp->n, sizeof(*dp->sess));
+	dp->io = calloc(dp->n, sizeof(*dp->io));
+	if (!dp->sess || !dp->io) {
+		rc = slm_error_set(err, SLM_ENOMEM, "dataplane sessions");
+		goto fail;
+	}
+	for (unsigned i = 0; i < dp->n; i++) {
+		ops->queue_io(dp->be, i, &dp->io[i]);
+		sp.io = &dp->io[i];
+		sp.serve_ops = serve_ops;
+		sp.serve = serve;
+		sp.keys = dp->keys;
+		sp.acl = dp->acl;
+		if (getrandom(&sp.hash_seed, sizeof(sp.hash_seed), 0) < 0)
+			sp.hash_seed = (uint64_t)(uintptr_t)dp ^ i;
+		rc = dp_session_create(&sp, &dp->sess[i], err);
+		if (rc)
+			goto fail;
+	}
+	rc = ops->start(dp->be, dp->sess, err);
+	if (rc)
+		goto fail;
+	dp->started = true;
+	ops->local_url(dp->be, dp->url, sizeof(dp->url));
+	snprintf(dp->desc, sizeof(dp->desc),
+		 "%s (%s), %u rx thread%s, spin %u us%s%s", ops->name,
+		 ops == &dp_uring_ops ? dp_uring_mode(dp->be) : "-", dp->n,
+		 dp->n == 1 ? "" : "s", bc.spin_us,
+		 dp->keys ? ", MACs required" : "",
+		 dp->acl ? ", allowlist" : "");
+	*out = dp;
+	return 0;
+fail:
+	dp_dataplane_stop(dp);
+	return rc;
+}
+
+void dp_dataplane_stop(struct dp_dataplane *dp)
+{
+	if (!dp)
+		return;
+	if (dp->be)
+		dp->ops->stop(dp->be);
+	bool leak = false;
+	for (unsigned i = 0; dp->sess && i < dp->n; i++) {
+		if (!dp->sess[i])
+			continue;
+		unsigned waiting = dp_session_waiting(dp->sess[i]);
+		if (waiting) {
+			/* Workers may still deliver events into it. */
+			SLM_ERROR(
+				"dataplane",
+				"thread %u: %u requests never had their DONE; "
+				"leaving their state allocated",
+				i, waiting);
+			leak = true;
+			continue;
+		}
+		dp_session_destroy(dp->sess[i]);
+	}
+	if (dp->be)
+		dp->ops->close(dp->be);
+	if (leak)
+		return;
+	dp_keys_destroy(dp->keys);
+	dp_acl_destroy(dp->acl);
+	free(dp->sess);
+	free(dp->io);
+	free(dp);
+}
+
+int dp_dataplane_attach_serve(struct dp_dataplane *dp,
+			      const struct dp_serve_ops *serve_ops, void *serve)
+{
+	for (unsigned i = 0; i < dp->n; i++) {
+		int rc = dp_session_attach_serve(dp->sess[i], serve_ops, serve);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+const char *dp_dataplane_url(const struct dp_dataplane *dp)
+{
+	return dp->url;
+}
+
+const char *dp_dataplane_describe(const struct dp_dataplane *dp)
+{
+	return dp->desc;
+}
+
+void dp_dataplane_counters(const struct dp_dataplane *dp,
+			   struct dp_counters *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < dp->n; i++) {
+		struct dp_counters snap;
+		dp_counters_read(&snap, dp_session_counters(dp->sess[i]));
+		dp_counters_add(sum, &snap);
+	}
+}
