@@ -316,13 +316,15 @@ static void perf_thread_counters(struct out *o,
 				}
 			}
 			if (!t) {
-				/* An exited row, or a source's thread. */
+				/* An exited row, or a source's thread (no
+				 * kernel counters of its own). */
 				t = push_obj(o, threads);
 				if (!t)
 					return;
 				add_str(o, t, "name", tname);
 				add_str(o, t, "role",
 					perf_sample_label(sm, "role"));
+				add_obj(o, t, "events");
 			}
 			cJSON *c =
 				cJSON_GetObjectItemCaseSensitive(t, "counters");

@@ -13,6 +13,8 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "ctl/ctl.h"
+#include "ctl/perf.h"
 #include "ctl/server.h"
 #include "daemon/daemon.h"
 #include "daemon/notify.h"
@@ -60,6 +62,59 @@ struct dataplane_component {
 	struct dp_dataplane *dp;
 };
 
+/*
+ * The dataplane on the control socket: its counters (summed over its
+ * threads) as a perf source, the drop and refusal reasons as drops_total
+ * by reason, and its address in `slmctl status`.
+ */
+static void dataplane_collect(void *ctx, struct perf_snapshot *snap)
+{
+	const struct dataplane_component *c = ctx;
+	struct dp_counters sum;
+	dp_dataplane_counters(c->dp, &sum);
+	const uint64_t *v = (const uint64_t *)&sum;
+	for (unsigned i = 0; i < DP_COUNTERS_N; i++) {
+		const char *name = dp_counter_name(i);
+		char family[96];
+		if (!strncmp(name, "drop_", 5) ||
+		    !strncmp(name, "refused_", 8)) {
+			perf_emit_counter(snap, "drops_total",
+					  "work dropped or refused, by reason",
+					  v[i], "thread", "dataplane", "reason",
+					  name + (name[0] == 'd' ? 5 : 0),
+					  PERF_END);
+			continue;
+		}
+		snprintf(family, sizeof(family), "dataplane_%s_total", name);
+		perf_emit_counter(snap, family, dp_counter_help(i), v[i],
+				  PERF_END);
+	}
+}
+
+static int dataplane_status(void *ctx, cJSON *section)
+{
+	const struct dataplane_component *c = ctx;
+	if (!cJSON_AddStringToObject(section, "url", dp_dataplane_url(c->dp)) ||
+	    !cJSON_AddStringToObject(section, "backend",
+				     dp_dataplane_describe(c->dp)))
+		return SLM_ENOMEM;
+	return 0;
+}
+
+static void dataplane_expose(struct dataplane_component *c)
+{
+	if (perf_source_register("dataplane", dataplane_collect, c) ||
+	    ctl_register_status("dataplane", dataplane_status, c))
+		SLM_WARN("dataplane", "its counters are not on the control "
+				      "socket (registered twice?)");
+}
+
+static void dataplane_hide(void)
+{
+	ctl_unregister_status("dataplane");
+	perf_source_unregister("dataplane");
+}
+
 static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
 {
 	struct dataplane_component *c = ctx;
@@ -68,12 +123,14 @@ static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
 		return rc;
 	SLM_INFO("dataplane", "listening on %s: %s", dp_dataplane_url(c->dp),
 		 dp_dataplane_describe(c->dp));
+	dataplane_expose(c);
 	return 0;
 }
 
 static void dataplane_stop(void *ctx)
 {
 	struct dataplane_component *c = ctx;
+	dataplane_hide();
 	struct dp_counters counters;
 	char line[4096];
 	dp_dataplane_counters(c->dp, &counters);

@@ -14,7 +14,7 @@ EOF
 
 "$BIN/slmd" -c "$CONF" --set ctl.socket="$SOCK" --set ctl.mode=0666 \
 	--set metrics.listen=127.0.0.1:0 --set log.level=info \
-	>"$TMP/slmd.log" 2>&1 &
+	--set dataplane.listen=udp://127.0.0.1:0 >"$TMP/slmd.log" 2>&1 &
 SLMD=$!
 at_exit "kill $SLMD 2>/dev/null; wait $SLMD 2>/dev/null"
 for _ in $(seq 100); do
@@ -62,20 +62,34 @@ for k in ("version", "state", "uptime_s", "model", "dataplane"):
     assert k in j, k
 assert j["state"] == "serving", j["state"]
 assert isinstance(j["uptime_s"], (int, float)) and j["uptime_s"] >= 0
-assert j["model"] is None and j["dataplane"] is None'
+assert j["model"] is None
+assert j["dataplane"]["url"].startswith("udp://127.0.0.1:"), j["dataplane"]
+open(sys.argv[1] + ".url", "w").write(j["dataplane"]["url"])'
+DP_URL=$(cat "$TMP/out.url")
 run "status" 0 "$CTL" "${S[@]}" status
 grep -q '^slmd .*: serving, up' "$TMP/out" || fail "status table: $(head -2 "$TMP/out")"
 grep -q '^model: *- (no serving core' "$TMP/out" || fail "status says the model is missing"
+grep -q "^dataplane: *url=$DP_URL, backend=" "$TMP/out" || fail "status shows the dataplane: $(grep dataplane "$TMP/out")"
 
 run "stats --json" 0 "$CTL" "${S[@]}" stats --json
 py "stats has the four counters, 0 until their sources exist" '
-for k in ("requests_total", "tokens_generated_total", "prefix_hit_tokens_total", "drops_total"):
+for k in ("requests_total", "tokens_generated_total", "prefix_hit_tokens_total"):
     assert j[k] == 0, (k, j.get(k))
     assert k in j["unsourced"], k
-assert isinstance(j["drops_by_reason"], dict)'
+# The dataplane is there: drops have their source.
+assert j["drops_total"] == 0 and "drops_total" not in j["unsourced"]
+assert j["drops_by_reason"]["bad_mac"] == 0'
 run "stats" 0 "$CTL" "${S[@]}" stats
 grep -q 'requests_total .* 0  (no source in this build yet)' "$TMP/out" ||
 	fail "stats table marks requests_total unsourced"
+# A datagram too short for a header: dropped, counted by reason.
+python3 -c "import socket,sys; h,p=sys.argv[1][6:].rsplit(':',1); socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', (h, int(p)))" "$DP_URL"
+for _ in $(seq 50); do
+	"$CTL" "${S[@]}" stats --json >"$TMP/out" && grep -q '"drops_total":1' "$TMP/out" && break
+	sleep 0.05
+done
+py "a dropped datagram in drops_total, by reason" '
+assert j["drops_total"] == 1 and j["drops_by_reason"]["short"] == 1, j["drops_by_reason"]'
 
 # --- perf: hardware counters, or why not -----------------------------------
 run "perf --json" 0 "$CTL" "${S[@]}" perf --json
@@ -225,6 +239,7 @@ for k, v in s1.items():
         grew += s2[k] > v
 assert grew > 0, "no counter grew between scrapes"
 assert s1['slmd_state{state="serving"}'] == 1
+assert s1['slmd_drops_total{thread="dataplane",reason="short"}'] == 1
 PY
 run "drain" 0 "$CTL" "${S[@]}" drain --wait
 grep -q '^drained' "$TMP/out" || fail "drain --wait: $(cat "$TMP/out")"
