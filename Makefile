@@ -39,7 +39,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	debhelper dpkg-dev fakeroot lintian man-db
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
-	libpcre2-8 libpcre2-32 libutf8proc libxxhash
+	libpcre2-8 libpcre2-32 libutf8proc libxxhash libmicrohttpd
 
 ISA_BASE   := -march=x86-64-v2 -mtune=generic
 ISA_AVX2   := -mavx2 -mfma -mf16c -mbmi -mbmi2 -mlzcnt -mpopcnt

@@ -22,8 +22,8 @@ trap cleanup EXIT
 cc -O2 -o "$TMP/rawudp" bench/rawudp.c -lpthread
 
 slmd_start() { # slmd_start ARGS...: sets SLMD_PID, URL
-	"$BIN/slmd" --set dataplane.listen=udp://127.0.0.1:0 --set log.target=stderr "$@" \
-		>"$TMP/slmd.log" 2>&1 &
+	"$BIN/slmd" --set dataplane.listen=udp://127.0.0.1:0 --set log.target=stderr \
+		--set "ctl.socket=$TMP/ctl.sock" "$@" >"$TMP/slmd.log" 2>&1 &
 	SLMD_PID=$!
 	i=0
 	while ! grep -q 'ready: serving on' "$TMP/slmd.log" 2>/dev/null; do

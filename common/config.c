@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,23 +42,39 @@ static const struct slm_cfg_key key_table[SLM_CFG__COUNT] = {
 
 #define ORIGIN_MAX 160
 
-/* The value of one key.  i holds BOOL, INT, SIZE and ENUM (choice index). */
+/*
+ * The value of one key.  i holds BOOL, INT, SIZE and ENUM (choice index).
+ * Every field is read with atomic loads: i and d relaxed, s and origin
+ * acquire (they point to text written before the pointer was published).
+ */
 struct cfg_slot {
 	int64_t i;
 	double d;
 	char *s;
-	char origin[ORIGIN_MAX];
+	const char *origin; /* static text, or text on cfg->owned */
 };
 
-/* Strings replaced while running, kept until destroy (readers may hold). */
-struct retired_str {
-	struct retired_str *next;
+/*
+ * Text a reader may still hold: strings replaced while running and origin
+ * texts.  Freed only by slm_config_destroy, so a pointer a reader loaded
+ * never dangles.
+ */
+struct owned_str {
+	struct owned_str *next;
 	char *s;
 };
 
 struct slm_config {
 	struct cfg_slot slot[SLM_CFG__COUNT];
-	struct retired_str *retired;
+	/*
+	 * Writers take write_lock (it guards owned and orders writers) and
+	 * bump seq around every change: odd while values are being stored,
+	 * so a reader of several keys can tell it saw one consistent state
+	 * (slm_config_read_begin/retry).
+	 */
+	pthread_mutex_t write_lock;
+	unsigned seq;
+	struct owned_str *owned;
 };
 
 const struct slm_cfg_key *slm_config_key(enum slm_cfg_id id)
@@ -273,42 +290,111 @@ static int parse_value(int id, const char *text, struct cfg_slot *out,
 	return 0;
 }
 
-/* Store a parsed value.  Numbers atomically; strings retire the old one. */
-static int store_value(struct slm_config *cfg, int id, struct cfg_slot *v,
-		       const char *origin)
+/* A value parsed and ready to store, with what storing it needs. */
+struct pending {
+	int id;
+	struct cfg_slot v;
+	struct owned_str *retire; /* node for the replaced string */
+};
+
+static void pending_free(struct pending *p)
 {
-	struct cfg_slot *slot = &cfg->slot[id];
+	free(p->v.s);
+	free(p->retire);
+	p->v.s = NULL;
+	p->retire = NULL;
+}
+
+/* Parse and allocate everything storing will need: storing cannot fail. */
+static int pending_prepare(struct pending *p, int id, const char *text,
+			   const char *where, struct slm_error *err)
+{
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	int rc = parse_value(id, text, &p->v, where, err);
+	if (rc)
+		return rc;
 	if (key_table[id].type == SLM_CFG_TYPE_STRING) {
-		if (slot->s) {
-			struct retired_str *r = malloc(sizeof(*r));
-			if (!r) {
-				free(v->s);
-				return SLM_ENOMEM;
-			}
-			r->s = slot->s;
-			r->next = cfg->retired;
-			cfg->retired = r;
+		p->retire = malloc(sizeof(*p->retire));
+		if (!p->retire) {
+			pending_free(p);
+			return slm_error_set(err, SLM_ENOMEM, "%sout of memory",
+					     where);
 		}
-		__atomic_store_n(&slot->s, v->s, __ATOMIC_RELEASE);
-	} else {
-		__atomic_store_n(&slot->i, v->i, __ATOMIC_RELAXED);
-		__atomic_store(&slot->d, &v->d, __ATOMIC_RELAXED);
 	}
-	snprintf(slot->origin, sizeof(slot->origin), "%s", origin);
 	return 0;
 }
 
+/* Keep text alive until destroy; returns it, or NULL when out of memory. */
+static const char *own_text(struct slm_config *cfg, const char *text)
+{
+	struct owned_str *o = malloc(sizeof(*o));
+	char *copy = strdup(text);
+	if (!o || !copy) {
+		free(o);
+		free(copy);
+		return NULL;
+	}
+	o->s = copy;
+	pthread_mutex_lock(&cfg->write_lock);
+	o->next = cfg->owned;
+	cfg->owned = o;
+	pthread_mutex_unlock(&cfg->write_lock);
+	return copy;
+}
+
+static void write_begin(struct slm_config *cfg)
+{
+	pthread_mutex_lock(&cfg->write_lock);
+	__atomic_store_n(&cfg->seq, cfg->seq + 1, __ATOMIC_RELAXED);
+	/* Orders the odd seq before the values stored after it. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void write_end(struct slm_config *cfg)
+{
+	/* Orders the stored values before the even seq. */
+	__atomic_store_n(&cfg->seq, cfg->seq + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&cfg->write_lock);
+}
+
+/* Store one prepared value; the caller holds write_lock (write_begin).
+ * Numbers are stored atomically; a replaced string is retired, not
+ * freed, since a reader may still hold it. */
+static void pending_store(struct slm_config *cfg, struct pending *p,
+			  const char *origin)
+{
+	struct cfg_slot *slot = &cfg->slot[p->id];
+	if (key_table[p->id].type == SLM_CFG_TYPE_STRING) {
+		if (slot->s) {
+			p->retire->s = slot->s;
+			p->retire->next = cfg->owned;
+			cfg->owned = p->retire;
+		} else {
+			free(p->retire);
+		}
+		__atomic_store_n(&slot->s, p->v.s, __ATOMIC_RELEASE);
+	} else {
+		__atomic_store_n(&slot->i, p->v.i, __ATOMIC_RELAXED);
+		__atomic_store(&slot->d, &p->v.d, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&slot->origin, origin, __ATOMIC_RELEASE);
+	p->v.s = NULL;
+	p->retire = NULL;
+}
+
+/* origin: static text or text owned by cfg (own_text). */
 static int set_by_id(struct slm_config *cfg, int id, const char *text,
 		     const char *where, const char *origin,
 		     struct slm_error *err)
 {
-	struct cfg_slot v = {0};
-	int rc = parse_value(id, text, &v, where, err);
+	struct pending p;
+	int rc = pending_prepare(&p, id, text, where, err);
 	if (rc)
 		return rc;
-	rc = store_value(cfg, id, &v, origin);
-	if (rc)
-		return slm_error_set(err, rc, "%sout of memory", where);
+	write_begin(cfg);
+	pending_store(cfg, &p, origin);
+	write_end(cfg);
 	return 0;
 }
 
@@ -317,6 +403,7 @@ struct slm_config *slm_config_create(void)
 	struct slm_config *cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return NULL;
+	pthread_mutex_init(&cfg->write_lock, NULL);
 	for (int id = 0; id < SLM_CFG__COUNT; id++) {
 		struct slm_error err = {0};
 		if (set_by_id(cfg, id, key_table[id].def, "", "default",
@@ -336,12 +423,13 @@ void slm_config_destroy(struct slm_config *cfg)
 		return;
 	for (int id = 0; id < SLM_CFG__COUNT; id++)
 		free(cfg->slot[id].s);
-	while (cfg->retired) {
-		struct retired_str *r = cfg->retired;
-		cfg->retired = r->next;
-		free(r->s);
-		free(r);
+	while (cfg->owned) {
+		struct owned_str *o = cfg->owned;
+		cfg->owned = o->next;
+		free(o->s);
+		free(o);
 	}
+	pthread_mutex_destroy(&cfg->write_lock);
 	free(cfg);
 }
 
@@ -399,8 +487,12 @@ static int ini_handler_fn(void *user, const char *section, const char *name,
 				where, section, name, section, known);
 		return 0;
 	}
-	char origin[ORIGIN_MAX];
-	snprintf(origin, sizeof(origin), "%s:%d", st->name, st->line);
+	char text[ORIGIN_MAX];
+	snprintf(text, sizeof(text), "%s:%d", st->name, st->line);
+	const char *origin = own_text(st->cfg, text);
+	if (!origin)
+		return slm_error_set(st->err, SLM_ENOMEM, "%sout of memory",
+				     where) == 0;
 	return set_by_id(st->cfg, id, value, where, origin, st->err) == 0;
 }
 
@@ -520,15 +612,97 @@ int slm_config_set_arg(struct slm_config *cfg, const char *assignment,
 int slm_config_set_runtime(struct slm_config *cfg, const char *dotted_key,
 			   const char *value, struct slm_error *err)
 {
+	return slm_config_set_runtime_many(cfg, 1, &dotted_key, &value, NULL,
+					   err);
+}
+
+int slm_config_check(const char *dotted_key, const char *value,
+		     bool runtime_only, struct slm_error *err)
+{
 	int id = lookup_dotted(dotted_key, "", err);
 	if (id < 0)
 		return id;
-	if (!key_table[id].runtime)
+	if (runtime_only && !key_table[id].runtime)
 		return slm_error_set(err, SLM_ESTATE,
 				     "key '%s' cannot change while running "
 				     "(restart slmd to change it)",
 				     dotted_key);
-	return set_by_id(cfg, id, value, "", "runtime", err);
+	struct pending p;
+	int rc = pending_prepare(&p, id, value, "", err);
+	if (rc == 0)
+		pending_free(&p);
+	return rc;
+}
+
+int slm_config_set_runtime_many(struct slm_config *cfg, int n,
+				const char *const *keys,
+				const char *const *values, const char *origin,
+				struct slm_error *err)
+{
+	if (n <= 0)
+		return 0;
+	struct pending *p = calloc((size_t)n, sizeof(*p));
+	if (!p)
+		return slm_error_set(err, SLM_ENOMEM, "out of memory");
+	int rc = 0, ready = 0;
+	for (; ready < n; ready++) {
+		int id = lookup_dotted(keys[ready], "", err);
+		if (id < 0) {
+			rc = id;
+			break;
+		}
+		if (!key_table[id].runtime) {
+			rc = slm_error_set(err, SLM_ESTATE,
+					   "key '%s' cannot change while "
+					   "running (restart slmd to change "
+					   "it)",
+					   keys[ready]);
+			break;
+		}
+		for (int j = 0; j < ready && rc == 0; j++)
+			if (p[j].id == id)
+				rc = slm_error_set(err, SLM_EINVAL,
+						   "key '%s' is given twice",
+						   keys[ready]);
+		if (rc)
+			break;
+		rc = pending_prepare(&p[ready], id, values[ready], "", err);
+		if (rc)
+			break;
+	}
+	const char *own = "runtime";
+	if (rc == 0 && origin) {
+		own = own_text(cfg, origin);
+		if (!own)
+			rc = slm_error_set(err, SLM_ENOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		/* Every value is valid and allocated: store them all as one
+		 * change, so a reader sees all or none of them. */
+		write_begin(cfg);
+		for (int j = 0; j < n; j++)
+			pending_store(cfg, &p[j], own);
+		write_end(cfg);
+	}
+	for (int j = 0; j < ready; j++)
+		pending_free(&p[j]);
+	free(p);
+	return rc;
+}
+
+unsigned slm_config_read_begin(const struct slm_config *cfg)
+{
+	unsigned seq;
+	while ((seq = __atomic_load_n(&cfg->seq, __ATOMIC_ACQUIRE)) & 1)
+		__builtin_ia32_pause();
+	return seq;
+}
+
+bool slm_config_read_retry(const struct slm_config *cfg, unsigned seq)
+{
+	/* Orders the value loads before the second look at seq. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&cfg->seq, __ATOMIC_RELAXED) != seq;
 }
 
 static const struct cfg_slot *slot_of(const struct slm_config *cfg,
@@ -618,7 +792,7 @@ int slm_config_format(const struct slm_config *cfg, enum slm_cfg_id id,
 const char *slm_config_origin(const struct slm_config *cfg, enum slm_cfg_id id)
 {
 	SLM_ASSERT((unsigned)id < SLM_CFG__COUNT);
-	return cfg->slot[id].origin;
+	return __atomic_load_n(&cfg->slot[id].origin, __ATOMIC_ACQUIRE);
 }
 
 /* Write text as "; " comment lines of at most 78 columns: inih reads
@@ -663,7 +837,7 @@ int slm_config_dump(const struct slm_config *cfg, FILE *out)
 			 "allowed: %s; default: %s; %s; from %s", allowed,
 			 k->def,
 			 k->runtime ? "runtime-tunable" : "needs restart",
-			 cfg->slot[id].origin);
+			 slm_config_origin(cfg, (enum slm_cfg_id)id));
 		dump_comment(out, facts);
 		fprintf(out, "%s = %s\n", k->name, value);
 	}
@@ -703,6 +877,17 @@ static const char *type_name(enum slm_cfg_type type)
 	static const char *const names[] = {"bool",   "int",	"size",
 					    "number", "string", "enum"};
 	return names[type];
+}
+
+const char *slm_config_type_name(enum slm_cfg_type type)
+{
+	return (unsigned)type <= SLM_CFG_TYPE_ENUM ? type_name(type) : "?";
+}
+
+int slm_config_describe_allowed(enum slm_cfg_id id, char *buf, size_t size)
+{
+	describe_allowed(slm_config_key(id), buf, size);
+	return (int)strlen(buf);
 }
 
 int slm_config_doc_markdown(FILE *out)

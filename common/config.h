@@ -4,10 +4,15 @@
  * A struct slm_config holds one value per key, starting from the defaults,
  * then overlaid by an INI file (parsed with inih) and by `--set` overrides.
  * Every bad line is an error that names the file, the line, the key and
- * what is allowed.  Values of RUNTIME keys may be changed by one thread
- * while others read them: numbers are read and written atomically; a
- * replaced string stays allocated until the config is destroyed, so a
- * reader's pointer never dangles.
+ * what is allowed.
+ *
+ * Threads: values of RUNTIME keys may be changed while other threads read
+ * them.  Every getter is an atomic load, so a reader never sees half a
+ * value; a replaced string (and an origin text) stays allocated until the
+ * config is destroyed, so a reader's pointer never dangles; writers are
+ * serialised by a lock.  A change of several keys at once
+ * (slm_config_set_runtime_many) is stored as one: a reader that needs two
+ * keys to agree brackets its reads with slm_config_read_begin/retry.
  */
 #ifndef SLM_COMMON_CONFIG_H
 #define SLM_COMMON_CONFIG_H
@@ -69,10 +74,42 @@ int slm_config_set(struct slm_config *cfg, const char *dotted_key,
 int slm_config_set_arg(struct slm_config *cfg, const char *assignment,
 		       struct slm_error *err) SLM_MUST_CHECK;
 
-/* Like slm_config_set, but refuses a key that is not RUNTIME. */
+/* Like slm_config_set, but refuses a key that is not RUNTIME (SLM_ESTATE);
+ * the origin becomes "runtime". */
 int slm_config_set_runtime(struct slm_config *cfg, const char *dotted_key,
 			   const char *value,
 			   struct slm_error *err) SLM_MUST_CHECK;
+
+/*
+ * Set n RUNTIME keys as one change: every key and value is checked (and
+ * every allocation made) first; if one is unknown, not RUNTIME
+ * (SLM_ESTATE), given twice or has a bad value (SLM_ECONFIG), nothing
+ * changes and err names it.  Otherwise all are stored between one pair
+ * of seq bumps.  origin (copied; NULL: "runtime") is what
+ * slm_config_origin reports for them afterwards, e.g. "slmctl uid 0".
+ */
+int slm_config_set_runtime_many(struct slm_config *cfg, int n,
+				const char *const *keys,
+				const char *const *values, const char *origin,
+				struct slm_error *err) SLM_MUST_CHECK;
+
+/* Check that value is valid for "section.key" without storing it; with
+ * runtime_only, a key that is not RUNTIME is refused (SLM_ESTATE). */
+int slm_config_check(const char *dotted_key, const char *value,
+		     bool runtime_only, struct slm_error *err) SLM_MUST_CHECK;
+
+/*
+ * A consistent read of several keys (a seqcount):
+ *     unsigned seq;
+ *     do {
+ *             seq = slm_config_read_begin(cfg);
+ *             a = slm_cfg_int(cfg, A); b = slm_cfg_int(cfg, B);
+ *     } while (slm_config_read_retry(cfg, seq));
+ * begin waits while a change is being stored; retry is true when one was
+ * stored meanwhile.  Never needed for a single key.
+ */
+unsigned slm_config_read_begin(const struct slm_config *cfg);
+bool slm_config_read_retry(const struct slm_config *cfg, unsigned seq);
 
 /* The table: key ids run 0 .. SLM_CFG__COUNT-1. */
 const struct slm_cfg_key *slm_config_key(enum slm_cfg_id id);
@@ -94,7 +131,14 @@ const char *slm_cfg_enum_name(const struct slm_config *cfg, enum slm_cfg_id id);
 int slm_config_format(const struct slm_config *cfg, enum slm_cfg_id id,
 		      char *buf, size_t size);
 
-/* Where the current value came from: "default", "FILE:LINE" or "--set". */
+/* "bool", "int", "size", "number", "string", "enum". */
+const char *slm_config_type_name(enum slm_cfg_type type);
+
+/* What a key accepts, in words ("an integer from 1 to 64"). */
+int slm_config_describe_allowed(enum slm_cfg_id id, char *buf, size_t size);
+
+/* Where the current value came from: "default", "FILE:LINE", "--set",
+ * "reload", "runtime" or the origin given to slm_config_set_runtime_many. */
 const char *slm_config_origin(const struct slm_config *cfg, enum slm_cfg_id id);
 
 /*

@@ -198,6 +198,40 @@ SLM_CFG_KEY(SERVE_BATCH_TOKENS, "serve", "batch_tokens", INT, "0", 0, 65536,
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,
 	"Path of the control socket that slmctl talks to.")
+SLM_CFG_KEY(CTL_MODE, "ctl", "mode", ENUM, "0660", 0, 0, "0600|0660|0666",
+	STATIC,
+	"Permissions of the control socket: 0600 (slmd's user only), 0660 "
+	"(and the members of ctl.group) or 0666 (anyone may connect; the "
+	"peer check still refuses who is not allowed).")
+SLM_CFG_KEY(CTL_GROUP, "ctl", "group", STRING, "", 0, 0, NULL, STATIC,
+	"Group of the control socket, a name or a number; its members may "
+	"use slmctl.  Empty: slmd's own group.")
+SLM_CFG_KEY(CTL_ALLOW_UIDS, "ctl", "allow_uids", STRING, "", 0, 0, NULL,
+	STATIC,
+	"More users allowed on the control socket, comma-separated names or "
+	"numbers.  Root and slmd's own user always are.")
+SLM_CFG_KEY(CTL_ALLOW_GIDS, "ctl", "allow_gids", STRING, "", 0, 0, NULL,
+	STATIC,
+	"More groups whose members (primary or supplementary group) are "
+	"allowed, comma-separated names or numbers.  Members of ctl.group "
+	"always are.")
+SLM_CFG_KEY(CTL_MAX_LINE, "ctl", "max_line", SIZE, "64K", 1024, 16777216,
+	NULL, RUNTIME,
+	"Longest request line in bytes; a longer one gets an ETOOBIG error, "
+	"is skipped, and the connection goes on.")
+SLM_CFG_KEY(CTL_MAX_CLIENTS, "ctl", "max_clients", INT, "32", 1, 4096, NULL,
+	RUNTIME,
+	"Clients connected at once; one more gets an EOVERLOAD error and is "
+	"disconnected.")
+SLM_CFG_KEY(METRICS_LISTEN, "metrics", "listen", STRING, "", 0, 0, NULL,
+	STATIC,
+	"Address of the Prometheus page (GET /metrics) and the health check "
+	"(GET /health), HOST:PORT such as 127.0.0.1:9464 or [::1]:9464.  "
+	"Empty: off.")
+SLM_CFG_KEY(PERF_EVENTS, "perf", "events", BOOL, "true", 0, 0, NULL, STATIC,
+	"Kernel counters for every slmd thread (perf_event_open): task clock, "
+	"context switches, page faults, and where the CPU has a PMU cycles, "
+	"instructions, cache and branch misses.")
 SLM_CFG_KEY(NUMA_TOPOLOGY, "numa", "topology", STRING, "", 0, 0, NULL, STATIC,
 	"Machine to plan for: empty = this one; synthetic:\"DESC\" (hwloc "
 	"synthetic, e.g. package:2 numa:1 core:8 pu:2) or an hwloc XML file, "

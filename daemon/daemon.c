@@ -20,13 +20,21 @@ struct slmd {
 	struct slm_config *cfg;
 	struct slm_config_args args;
 	uint64_t started_ns;
-	int state;	    /* enum slmd_state, atomic */
-	int stop_requested; /* atomic */
+	int state;	     /* enum slmd_state, atomic */
+	int stop_requested;  /* atomic: drain, stop, return from slmd_run */
+	int drain_requested; /* atomic: drain and stay up (slmctl drain) */
+	int drained;	     /* atomic: idle since a stay-up drain began */
+	int healthy;	     /* atomic: last verdict; -1 before the first */
+	bool drain_begun;    /* run thread only: drain hooks were called */
+	/* One reload or runtime change at a time, from any thread. */
+	pthread_mutex_t reload_lock;
 
 	struct slmd_component comp[MAX_COMPONENTS];
 	bool stalled[MAX_COMPONENTS]; /* last verdict; health thread only */
 	int n_comp;
-	int n_started; /* components whose start succeeded */
+	/* Components whose start succeeded: written by the run thread,
+	 * read (atomically) by reloads on other threads. */
+	int n_started;
 	struct slmd_observer obs[MAX_OBSERVERS];
 	int n_obs;
 
@@ -58,7 +66,9 @@ struct slmd *slmd_create(struct slm_config *cfg,
 		d->args = *args;
 	d->started_ns = slm_now_ns();
 	d->state = SLMD_STARTING;
+	d->healthy = -1;
 	pthread_mutex_init(&d->health_lock, NULL);
+	pthread_mutex_init(&d->reload_lock, NULL);
 	pthread_cond_init(&d->health_cond, NULL);
 	return d;
 }
@@ -69,6 +79,7 @@ void slmd_destroy(struct slmd *d)
 		return;
 	pthread_mutex_destroy(&d->health_lock);
 	pthread_cond_destroy(&d->health_cond);
+	pthread_mutex_destroy(&d->reload_lock);
 	free(d);
 }
 
@@ -156,6 +167,26 @@ void slmd_request_stop(struct slmd *d)
 	__atomic_store_n(&d->stop_requested, 1, __ATOMIC_RELEASE);
 }
 
+void slmd_request_drain(struct slmd *d)
+{
+	__atomic_store_n(&d->drain_requested, 1, __ATOMIC_RELEASE);
+}
+
+bool slmd_exiting(const struct slmd *d)
+{
+	return __atomic_load_n(&d->stop_requested, __ATOMIC_ACQUIRE) != 0;
+}
+
+bool slmd_drained(const struct slmd *d)
+{
+	return __atomic_load_n(&d->drained, __ATOMIC_ACQUIRE) != 0;
+}
+
+int slmd_healthy(const struct slmd *d)
+{
+	return __atomic_load_n(&d->healthy, __ATOMIC_RELAXED);
+}
+
 /* ---- health ------------------------------------------------------------ */
 
 static bool all_healthy(struct slmd *d)
@@ -198,6 +229,7 @@ static void *health_main(void *arg)
 			break;
 		pthread_mutex_unlock(&d->health_lock);
 		bool ok = all_healthy(d);
+		__atomic_store_n(&d->healthy, ok ? 1 : 0, __ATOMIC_RELAXED);
 		for (int i = 0; i < d->n_obs; i++)
 			if (d->obs[i].health)
 				d->obs[i].health(d->obs[i].ctx, ok);
@@ -235,12 +267,17 @@ static void stop_started(struct slmd *d)
 {
 	for (int i = d->n_started - 1; i >= 0; i--) {
 		const struct slmd_component *c = &d->comp[i];
+		/* Out of the started set before it stops: a reload running
+		 * on the control thread finishes first (it holds the lock)
+		 * and a later one no longer calls its hook. */
+		pthread_mutex_lock(&d->reload_lock);
+		__atomic_store_n(&d->n_started, i, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&d->reload_lock);
 		if (c->stop) {
 			SLM_DEBUG("slmd", "stopping %s", c->name);
 			c->stop(c->ctx);
 		}
 	}
-	d->n_started = 0;
 }
 
 static int start_all(struct slmd *d, struct slm_error *err)
@@ -255,7 +292,9 @@ static int start_all(struct slmd *d, struct slm_error *err)
 				return rc;
 			}
 		}
-		d->n_started = i + 1;
+		/* Release: a reload on another thread that sees the count
+		 * sees the started component. */
+		__atomic_store_n(&d->n_started, i + 1, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
@@ -270,12 +309,36 @@ static bool all_idle(struct slmd *d)
 	return true;
 }
 
-static void drain(struct slmd *d)
+/*
+ * Tell every component to stop accepting work (once).  A drain before a
+ * stop is announced to the observers' state hook; a drain that stays up
+ * (slmctl drain) only stores the state and tells their status hook: to
+ * systemd the service still runs, and STOPPING=1 comes with the stop.
+ */
+static void drain_begin(struct slmd *d, bool stays_up)
 {
-	slmd_set_state(d, SLMD_DRAINING, NULL);
+	d->drain_begun = true;
+	if (stays_up) {
+		__atomic_store_n(&d->state, (int)SLMD_DRAINING,
+				 __ATOMIC_RELEASE);
+		SLM_INFO("slmd", "state: draining: no new work; slmd stays "
+				 "up (drain requested)");
+		slmd_status(d, "draining: no new work; slmd stays up");
+	} else {
+		slmd_set_state(d, SLMD_DRAINING, NULL);
+	}
 	for (int i = d->n_started - 1; i >= 0; i--)
 		if (d->comp[i].drain)
 			d->comp[i].drain(d->comp[i].ctx);
+}
+
+/* Drain before stopping: wait for in-flight work up to the timeout. */
+static void drain(struct slmd *d)
+{
+	if (!d->drain_begun)
+		drain_begin(d, false);
+	else
+		slmd_set_state(d, SLMD_DRAINING, "stopping");
 	int64_t timeout_ms =
 		slm_cfg_int(d->cfg, SLM_CFG_DAEMON_DRAIN_TIMEOUT_MS);
 	uint64_t deadline = slm_now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -298,60 +361,111 @@ static void drain(struct slmd *d)
 	}
 }
 
-/* Re-read the config file; apply changed runtime keys to the live config. */
-static void reload(struct slmd *d)
+static void reloading(struct slmd *d, bool begin)
 {
 	for (int i = 0; i < d->n_obs; i++)
 		if (d->obs[i].reloading)
-			d->obs[i].reloading(d->obs[i].ctx, true);
-	struct slm_config *fresh = slm_config_create();
-	struct slm_error err = {0};
-	if (!fresh) {
-		SLM_ERROR("slmd", "reload: out of memory");
-	} else if (slm_config_apply_args(fresh, &d->args, &err)) {
-		SLM_ERROR("slmd", "reload refused, nothing changed: %s",
-			  err.msg);
-	} else {
-		int changed = 0;
-		for (int id = 0; id < SLM_CFG__COUNT; id++) {
-			char now[1024], next[1024];
-			slm_config_format(d->cfg, id, now, sizeof(now));
-			slm_config_format(fresh, id, next, sizeof(next));
-			if (!strcmp(now, next))
-				continue;
-			const struct slm_cfg_key *k = slm_config_key(id);
-			char name[128];
-			snprintf(name, sizeof(name), "%s.%s", k->section,
-				 k->name);
-			if (!k->runtime) {
-				SLM_WARN("slmd",
-					 "reload: %s changed but needs a "
-					 "restart; keeping %s",
-					 name, now);
-				continue;
-			}
-			struct slm_error e = {0};
-			if (slm_config_set_runtime(d->cfg, name, next, &e))
-				SLM_ERROR("slmd", "reload: %s", e.msg);
-			else
-				changed++;
-		}
-		slm_log_set_level((enum slm_log_level)slm_cfg_enum(
-			d->cfg, SLM_CFG_LOG_LEVEL));
-		for (int i = 0; i < d->n_started; i++) {
-			const struct slmd_component *c = &d->comp[i];
-			struct slm_error e = {0};
-			if (c->reload && c->reload(c->ctx, d->cfg, &e))
-				SLM_ERROR("slmd", "reload: %s: %s", c->name,
-					  e.msg);
-		}
-		SLM_INFO("slmd", "reloaded configuration: %d key%s changed",
-			 changed, changed == 1 ? "" : "s");
+			d->obs[i].reloading(d->obs[i].ctx, begin);
+}
+
+/* After runtime keys changed: the log level, then every component. */
+static void apply_reloaded(struct slmd *d)
+{
+	slm_log_set_level(
+		(enum slm_log_level)slm_cfg_enum(d->cfg, SLM_CFG_LOG_LEVEL));
+	int n = __atomic_load_n(&d->n_started, __ATOMIC_ACQUIRE);
+	for (int i = 0; i < n; i++) {
+		const struct slmd_component *c = &d->comp[i];
+		struct slm_error e = {0};
+		if (c->reload && c->reload(c->ctx, d->cfg, &e))
+			SLM_ERROR("slmd", "reload: %s: %s", c->name, e.msg);
 	}
+}
+
+/* The text of one changed key while reloading. */
+struct reload_key {
+	char name[128];
+	char now[1024];
+	char next[1024];
+};
+
+int slmd_reload(struct slmd *d, slmd_reload_note_fn note, void *note_ctx,
+		struct slm_error *err)
+{
+	pthread_mutex_lock(&d->reload_lock);
+	reloading(d, true);
+	struct slm_config *fresh = slm_config_create();
+	struct reload_key *k = calloc(SLM_CFG__COUNT, sizeof(*k));
+	int rc = 0;
+	if (!fresh || !k) {
+		rc = slm_error_set(err, SLM_ENOMEM, "reload: out of memory");
+		goto out;
+	}
+	rc = slm_config_apply_args(fresh, &d->args, err);
+	if (rc) {
+		slm_error_prefix(err, "reload refused, nothing changed: ");
+		goto out;
+	}
+	/* Every changed runtime key, stored as one change. */
+	const char *keys[SLM_CFG__COUNT], *values[SLM_CFG__COUNT];
+	int n = 0;
+	for (int id = 0; id < SLM_CFG__COUNT; id++) {
+		struct reload_key *r = &k[n];
+		slm_config_format(d->cfg, id, r->now, sizeof(r->now));
+		slm_config_format(fresh, id, r->next, sizeof(r->next));
+		if (!strcmp(r->now, r->next))
+			continue;
+		const struct slm_cfg_key *key = slm_config_key(id);
+		snprintf(r->name, sizeof(r->name), "%s.%s", key->section,
+			 key->name);
+		if (note)
+			note(note_ctx, r->name, r->now, r->next, key->runtime);
+		if (!key->runtime) {
+			SLM_WARN("slmd",
+				 "reload: %s changed but needs a restart; "
+				 "keeping %s",
+				 r->name, r->now);
+			continue;
+		}
+		keys[n] = r->name;
+		values[n] = r->next;
+		n++;
+	}
+	rc = slm_config_set_runtime_many(d->cfg, n, keys, values, "reload",
+					 err);
+	if (rc) {
+		slm_error_prefix(err, "reload refused, nothing changed: ");
+		goto out;
+	}
+	apply_reloaded(d);
+	SLM_INFO("slmd", "reloaded configuration: %d key%s changed", n,
+		 n == 1 ? "" : "s");
+out:
+	free(k);
 	slm_config_destroy(fresh);
-	for (int i = 0; i < d->n_obs; i++)
-		if (d->obs[i].reloading)
-			d->obs[i].reloading(d->obs[i].ctx, false);
+	reloading(d, false);
+	pthread_mutex_unlock(&d->reload_lock);
+	return rc;
+}
+
+int slmd_set_runtime(struct slmd *d, int n, const char *const *keys,
+		     const char *const *values, const char *origin,
+		     struct slm_error *err)
+{
+	pthread_mutex_lock(&d->reload_lock);
+	reloading(d, true);
+	int rc = slm_config_set_runtime_many(d->cfg, n, keys, values, origin,
+					     err);
+	if (rc == 0) {
+		for (int i = 0; i < n; i++)
+			SLM_INFO("slmd", "%s: %s = %s",
+				 origin ? origin : "runtime", keys[i],
+				 values[i]);
+		apply_reloaded(d);
+	}
+	reloading(d, false);
+	pthread_mutex_unlock(&d->reload_lock);
+	return rc;
 }
 
 int slmd_run(struct slmd *d, struct slm_error *err)
@@ -377,13 +491,24 @@ int slmd_run(struct slmd *d, struct slm_error *err)
 	for (;;) {
 		if (__atomic_load_n(&d->stop_requested, __ATOMIC_ACQUIRE))
 			break;
+		if (!d->drain_begun &&
+		    __atomic_load_n(&d->drain_requested, __ATOMIC_ACQUIRE))
+			drain_begin(d, true);
+		if (d->drain_begun && !slmd_drained(d) && all_idle(d)) {
+			__atomic_store_n(&d->drained, 1, __ATOMIC_RELEASE);
+			SLM_INFO("slmd", "drained: no work in flight");
+		}
 		siginfo_t info;
 		int sig = sigtimedwait(&set, &info, &poll);
 		if (sig == SIGHUP) {
 			SLM_INFO("slmd", "SIGHUP: reloading configuration");
-			reload(d);
+			struct slm_error e = {0};
+			if (slmd_reload(d, NULL, NULL, &e))
+				SLM_ERROR("slmd", "%s", e.msg);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			SLM_INFO("slmd", "%s: draining", strsignal(sig));
+			__atomic_store_n(&d->stop_requested, 1,
+					 __ATOMIC_RELEASE);
 			break;
 		}
 	}

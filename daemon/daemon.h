@@ -13,7 +13,19 @@
  *   SIGHUP           reload: the config file is read again and the values
  *                    of runtime keys are applied; each component's reload
  *                    hook sees the new config.  A bad file changes nothing
- *                    and is logged.
+ *                    and is logged.  slmd_reload does the same on request
+ *                    (slmctl config reload) and slmd_set_runtime changes
+ *                    chosen keys (slmctl config set).
+ *
+ * Draining without stopping (slmctl drain): slmd_request_drain makes the
+ * run thread call every drain hook and enter DRAINING, and slmd stays up,
+ * answering the control socket, until a stop is requested; slmd_drained
+ * turns true once every component is idle.  There is no way back to
+ * SERVING (components cannot take drained work back up): restart slmd.
+ * Such a drain is not a state change for the observers (slmd_state says
+ * DRAINING; observers get a status line): for systemd the service still
+ * runs.  A stop afterwards announces DRAINING (detail "stopping") without
+ * calling the drain hooks twice, then STOPPING.
  *
  * Observers (sd_notify, the ctl server's status) register for state
  * changes and health ticks.  All functions are thread-safe unless noted.
@@ -56,7 +68,9 @@ struct slmd_component {
 	bool (*idle)(void *ctx);
 	/* Stop and release everything; after drain, or on start failure. */
 	void (*stop)(void *ctx);
-	/* Apply a reloaded config (runtime keys only changed). */
+	/* Apply a reloaded config (runtime keys only changed).  Runs on the
+	 * run thread (SIGHUP) or on the thread that called slmd_reload or
+	 * slmd_set_runtime (the control thread), never two at once. */
 	int (*reload)(void *ctx, const struct slm_config *cfg,
 		      struct slm_error *err);
 	/* True while the component makes progress (the watchdog pings only
@@ -74,7 +88,8 @@ struct slmd_observer {
 	/* Every daemon.health_interval_ms, with the verdict of all
 	 * components' healthy hooks. */
 	void (*health)(void *ctx, bool healthy);
-	/* A reload begins (true) or ends (false). */
+	/* A reload or runtime change begins (true) or ends (false); on the
+	 * thread that runs it (see the reload hook). */
 	void (*reloading)(void *ctx, bool begin);
 };
 
@@ -105,6 +120,43 @@ int slmd_run(struct slmd *d, struct slm_error *err) SLM_MUST_CHECK;
 
 /* Ask slmd_run to drain and stop, as SIGTERM does (any thread). */
 void slmd_request_stop(struct slmd *d);
+
+/* Ask slmd_run to drain and stay up (any thread); it acts within
+ * about 50 ms.  See the top of this file. */
+void slmd_request_drain(struct slmd *d);
+
+/* A stop was requested (signal or slmd_request_stop): slmd will exit. */
+bool slmd_exiting(const struct slmd *d);
+
+/* A drain without stop completed: no component has work in flight. */
+bool slmd_drained(const struct slmd *d);
+
+/* The last verdict of the health check: 1 healthy, 0 not, -1 before the
+ * first check (daemon.health_interval_ms after start). */
+int slmd_healthy(const struct slmd *d);
+
+/*
+ * Re-read the config file and apply the changed runtime keys as one
+ * change, then call every reload hook, exactly as SIGHUP does; on the
+ * calling thread (any thread but one that is inside a hook).  note, if
+ * not NULL, is told every key whose value differs (applied false: it
+ * needs a restart and was kept).  A bad file changes nothing and is an
+ * error (SLM_ECONFIG naming file and line).
+ */
+typedef void (*slmd_reload_note_fn)(void *ctx, const char *key,
+				    const char *old_value,
+				    const char *new_value, bool applied);
+int slmd_reload(struct slmd *d, slmd_reload_note_fn note, void *note_ctx,
+		struct slm_error *err) SLM_MUST_CHECK;
+
+/*
+ * Set n runtime keys as one change (slm_config_set_runtime_many: all or
+ * nothing, validated by the key table), then call every reload hook.
+ * origin names who changed them (slm_config_origin shows it).
+ */
+int slmd_set_runtime(struct slmd *d, int n, const char *const *keys,
+		     const char *const *values, const char *origin,
+		     struct slm_error *err) SLM_MUST_CHECK;
 
 /* Set the state and tell the observers (any thread). */
 void slmd_set_state(struct slmd *d, enum slmd_state state, const char *detail);

@@ -13,6 +13,9 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "ctl/ctl.h"
+#include "ctl/perf.h"
+#include "ctl/server.h"
 #include "daemon/daemon.h"
 #include "daemon/notify.h"
 #include "daemon/serve_daemon.h"
@@ -33,6 +36,22 @@ static void usage(FILE *out)
 }
 
 /*
+ * The control socket, with the metrics page when metrics.listen is set
+ * (ctl/server.h).  Added first so it answers while the other components
+ * start and load, and stops last.
+ */
+static struct ctl_server *add_ctl(struct slmd *d)
+{
+	struct ctl_server *ctl = ctl_server_create();
+	if (!ctl)
+		slm_cli_die("slmd", "out of memory");
+	struct slmd_component c = ctl_server_component(ctl);
+	if (slmd_add_component(d, &c))
+		slm_cli_die("slmd", "too many components");
+	return ctl;
+}
+
+/*
  * The RPC dataplane, a component.  It starts before any model so slmd
  * answers PING and INFO at once; until the serving core is handed over it
  * refuses generate requests with "no model loaded".  The serving core is a
@@ -44,6 +63,59 @@ struct dataplane_component {
 	struct dp_dataplane *dp;
 };
 
+/*
+ * The dataplane on the control socket: its counters (summed over its
+ * threads) as a perf source, the drop and refusal reasons as drops_total
+ * by reason, and its address in `slmctl status`.
+ */
+static void dataplane_collect(void *ctx, struct perf_snapshot *snap)
+{
+	const struct dataplane_component *c = ctx;
+	struct dp_counters sum;
+	dp_dataplane_counters(c->dp, &sum);
+	const uint64_t *v = (const uint64_t *)&sum;
+	for (unsigned i = 0; i < DP_COUNTERS_N; i++) {
+		const char *name = dp_counter_name(i);
+		char family[96];
+		if (!strncmp(name, "drop_", 5) ||
+		    !strncmp(name, "refused_", 8)) {
+			perf_emit_counter(snap, "drops_total",
+					  "work dropped or refused, by reason",
+					  v[i], "thread", "dataplane", "reason",
+					  name + (name[0] == 'd' ? 5 : 0),
+					  PERF_END);
+			continue;
+		}
+		snprintf(family, sizeof(family), "dataplane_%s_total", name);
+		perf_emit_counter(snap, family, dp_counter_help(i), v[i],
+				  PERF_END);
+	}
+}
+
+static int dataplane_status(void *ctx, cJSON *section)
+{
+	const struct dataplane_component *c = ctx;
+	if (!cJSON_AddStringToObject(section, "url", dp_dataplane_url(c->dp)) ||
+	    !cJSON_AddStringToObject(section, "backend",
+				     dp_dataplane_describe(c->dp)))
+		return SLM_ENOMEM;
+	return 0;
+}
+
+static void dataplane_expose(struct dataplane_component *c)
+{
+	if (perf_source_register("dataplane", dataplane_collect, c) ||
+	    ctl_register_status("dataplane", dataplane_status, c))
+		SLM_WARN("dataplane", "its counters are not on the control "
+				      "socket (registered twice?)");
+}
+
+static void dataplane_hide(void)
+{
+	ctl_unregister_status("dataplane");
+	perf_source_unregister("dataplane");
+}
+
 static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
 {
 	struct dataplane_component *c = ctx;
@@ -52,12 +124,14 @@ static int dataplane_start(void *ctx, struct slmd *d, struct slm_error *err)
 		return rc;
 	SLM_INFO("dataplane", "listening on %s: %s", dp_dataplane_url(c->dp),
 		 dp_dataplane_describe(c->dp));
+	dataplane_expose(c);
 	return 0;
 }
 
 static void dataplane_stop(void *ctx)
 {
 	struct dataplane_component *c = ctx;
+	dataplane_hide();
 	struct dp_counters counters;
 	char line[4096];
 	dp_dataplane_counters(c->dp, &counters);
@@ -165,6 +239,7 @@ int main(int argc, char **argv)
 	struct slmd *d = slmd_create(cfg, &args);
 	if (!d)
 		slm_cli_die("slmd", "out of memory");
+	struct ctl_server *ctl = add_ctl(d);
 	SLM_INFO("slmd", "slmd %s starting (config %s)", SLM_VERSION,
 		 args.file ? args.file : "defaults");
 	struct dataplane_component dataplane = {0};
@@ -180,6 +255,7 @@ int main(int argc, char **argv)
 	slm_serve_component_fini(&serve);
 	slmd_destroy(d);
 	systemd_detach(&sd_parts);
+	ctl_server_destroy(ctl);
 	slm_config_destroy(cfg);
 	if (rc)
 		slm_cli_die("slmd", "%s", err.msg);

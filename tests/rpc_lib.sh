@@ -2,15 +2,17 @@
 # slmd on a free port, and a lossy UDP relay.
 
 # start_slmd NAME [slmd args...]: start slmd listening on a free loopback
-# port (unless the args set dataplane.listen), wait for its "ready" line.
+# port (unless the args set dataplane.listen) with a control socket of its
+# own (several may run at once, here and in other test runs), wait for its
+# "ready" line.
 # Sets SLMD_PID, SLMD_URL, SLMD_LOG.  Returns 1 (with the log shown) if it
 # does not become ready within 10 s.
 start_slmd() {
 	local name=$1
 	shift
 	SLMD_LOG=$TMP/slmd.$name.log
-	"$BIN/slmd" --set dataplane.listen=udp://127.0.0.1:0 --set log.target=stderr "$@" \
-		>"$SLMD_LOG" 2>&1 &
+	"$BIN/slmd" --set dataplane.listen=udp://127.0.0.1:0 --set log.target=stderr \
+		--set "ctl.socket=$TMP/ctl.$name.sock" "$@" >"$SLMD_LOG" 2>&1 &
 	SLMD_PID=$!
 	at_exit "kill $SLMD_PID 2>/dev/null; wait $SLMD_PID 2>/dev/null"
 	local i

@@ -93,12 +93,16 @@ if start_slmd mt --set dataplane.rx_threads=2 --set dataplane.spin_us=0; then
 	stop_slmd || fail "slmd (2 threads) did not stop"
 fi
 
+# Each slmd below has a control socket of its own (a second slmd on the
+# same socket would be refused for that, not for the address).
 expect_fail "dataplane.kind=dpdk without a DPDK dataplane" "dataplane.kind = dpdk" -- \
-	"$BIN/slmd" --set dataplane.kind=dpdk --set dataplane.listen=udp://127.0.0.1:0
+	"$BIN/slmd" --set dataplane.kind=dpdk --set dataplane.listen=udp://127.0.0.1:0 \
+	--set "ctl.socket=$TMP/ctl.dpdk.sock"
 expect_fail "a listen address in use" "bind" "Address already in use" -- \
-	bash -c "\"$BIN/slmd\" --set dataplane.listen=udp://127.0.0.1:0 & p=\$!; sleep 0.5; \
+	bash -c "\"$BIN/slmd\" --set dataplane.listen=udp://127.0.0.1:0 --set ctl.socket=$TMP/ctl.first.sock & p=\$!; sleep 0.5; \
 		u=\$(ss -lunp 2>/dev/null | sed -n \"s/.*127.0.0.1:\\([0-9]*\\).*pid=\$p,.*/\\1/p\" | head -n1); \
-		\"$BIN/slmd\" --set dataplane.listen=udp://127.0.0.1:\$u; s=\$?; kill \$p; wait \$p; exit \$s"
+		\"$BIN/slmd\" --set dataplane.listen=udp://127.0.0.1:\$u --set ctl.socket=$TMP/ctl.second.sock; s=\$?; kill \$p; wait \$p; exit \$s"
 expect_fail "client_idle_s below the replay window" "client_idle_s" -- \
-	"$BIN/slmd" --set dataplane.client_idle_s=10 --set dataplane.replay_window_s=30
+	"$BIN/slmd" --set dataplane.client_idle_s=10 --set dataplane.replay_window_s=30 \
+	--set "ctl.socket=$TMP/ctl.idle.sock"
 finish

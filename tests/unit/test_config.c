@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +194,153 @@ static void test_runtime_only(void)
 	CU_ASSERT_STRING_EQUAL(before, "");
 }
 
+static void test_runtime_many(void)
+{
+	fresh();
+	struct slm_error err = {0};
+	const char *keys[] = {"numa.affinity_threshold",
+			      "numa.affinity_min_prefix"};
+	const char *good[] = {"100", "7"};
+	CU_ASSERT_EQUAL(slm_config_set_runtime_many(cfg, 2, keys, good,
+						    "slmctl (uid 0)", &err),
+			0);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_NUMA_AFFINITY_THRESHOLD), 100);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_NUMA_AFFINITY_MIN_PREFIX), 7);
+	CU_ASSERT_STRING_EQUAL(
+		slm_config_origin(cfg, SLM_CFG_NUMA_AFFINITY_MIN_PREFIX),
+		"slmctl (uid 0)");
+
+	/* One bad value: nothing changes, the error names the key. */
+	const char *bad[] = {"200", "lots"};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(
+		slm_config_set_runtime_many(cfg, 2, keys, bad, NULL, &err),
+		SLM_ECONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "numa.affinity_min_prefix"));
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_NUMA_AFFINITY_THRESHOLD), 100);
+
+	/* One key that needs a restart: nothing changes. */
+	const char *mixed_keys[] = {"log.level", "engine.threads"};
+	const char *mixed[] = {"debug", "4"};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slm_config_set_runtime_many(cfg, 2, mixed_keys, mixed,
+						    NULL, &err),
+			SLM_ESTATE);
+	CU_ASSERT_STRING_EQUAL(slm_cfg_enum_name(cfg, SLM_CFG_LOG_LEVEL),
+			       "info");
+
+	/* The same key twice, an unknown key. */
+	const char *twice[] = {"log.level", "log.level"};
+	const char *two[] = {"warn", "error"};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(
+		slm_config_set_runtime_many(cfg, 2, twice, two, NULL, &err),
+		SLM_EINVAL);
+	const char *unknown[] = {"log.colour"};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(
+		slm_config_set_runtime_many(cfg, 1, unknown, two, NULL, &err),
+		SLM_ECONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown key"));
+
+	/* Checking without storing. */
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(
+		slm_config_check("numa.affinity_threshold", "12", true, &err),
+		0);
+	CU_ASSERT_EQUAL(
+		slm_config_check("numa.affinity_threshold", "-1", true, &err),
+		SLM_ECONFIG);
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slm_config_check("model.path", "/x", true, &err),
+			SLM_ESTATE);
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slm_config_check("model.path", "/x", false, &err), 0);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_NUMA_AFFINITY_THRESHOLD), 100);
+	CU_ASSERT_STRING_EQUAL(slm_cfg_str(cfg, SLM_CFG_MODEL_PATH), "");
+}
+
+/*
+ * A writer sets two related runtime keys to the same value, again and
+ * again; readers that bracket their reads with read_begin/retry must
+ * never see the two differ (half a change), and a reader of a string
+ * replaced meanwhile must never read freed memory (ASan).
+ */
+struct race {
+	struct slm_config *cfg;
+	int stop;
+	long torn, reads;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	const char *keys[] = {"numa.affinity_threshold",
+			      "numa.affinity_min_prefix"};
+	for (int i = 1; i <= 4000; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", i % 1000);
+		const char *vals[] = {v, v};
+		struct slm_error err = {0};
+		if (slm_config_set_runtime_many(r->cfg, 2, keys, vals, NULL,
+						&err))
+			break;
+		/* A string key replaced while readers hold the old one. */
+		if (slm_config_set(r->cfg, "model.path", i % 2 ? "a.gguf" : "",
+				   &err))
+			break;
+	}
+	__atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	long torn = 0, reads = 0;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		int64_t a, b;
+		unsigned seq;
+		do {
+			seq = slm_config_read_begin(r->cfg);
+			a = slm_cfg_int(r->cfg,
+					SLM_CFG_NUMA_AFFINITY_THRESHOLD);
+			b = slm_cfg_int(r->cfg,
+					SLM_CFG_NUMA_AFFINITY_MIN_PREFIX);
+		} while (slm_config_read_retry(r->cfg, seq));
+		torn += a != b;
+		const char *path = slm_cfg_str(r->cfg, SLM_CFG_MODEL_PATH);
+		reads += (long)strlen(path) >= 0;
+		(void)slm_config_origin(r->cfg, SLM_CFG_MODEL_PATH);
+	}
+	__atomic_add_fetch(&r->torn, torn, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&r->reads, reads, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void test_runtime_race(void)
+{
+	fresh();
+	struct slm_error err = {0};
+	const char *keys[] = {"numa.affinity_threshold",
+			      "numa.affinity_min_prefix"};
+	const char *zero[] = {"0", "0"};
+	CU_ASSERT_EQUAL_FATAL(
+		slm_config_set_runtime_many(cfg, 2, keys, zero, NULL, &err), 0);
+	struct race r = {.cfg = cfg};
+	pthread_t w, rd[2];
+	pthread_create(&rd[0], NULL, race_reader, &r);
+	pthread_create(&rd[1], NULL, race_reader, &r);
+	pthread_create(&w, NULL, race_writer, &r);
+	pthread_join(w, NULL);
+	pthread_join(rd[0], NULL);
+	pthread_join(rd[1], NULL);
+	CU_ASSERT_EQUAL(r.torn, 0);
+	CU_ASSERT(r.reads > 0);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_NUMA_AFFINITY_THRESHOLD),
+			4000 % 1000);
+}
+
 static void test_dump_round_trip(void)
 {
 	fresh();
@@ -254,4 +402,6 @@ SLM_SUITE("config", setup, teardown, {"defaults", test_defaults},
 	  {"good file", test_good_file}, {"bad lines", test_bad_lines},
 	  {"missing file", test_missing_file}, {"overrides", test_overrides},
 	  {"runtime only", test_runtime_only},
+	  {"runtime change of several keys", test_runtime_many},
+	  {"runtime change races readers", test_runtime_race},
 	  {"dump round trip", test_dump_round_trip}, {"sizes", test_sizes})

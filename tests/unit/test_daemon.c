@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 #include "daemon/daemon.h"
 #include "tests/unit/harness.h"
 
@@ -320,6 +321,7 @@ static void test_health_ticks(void)
 		slm_sleep_ns(1000000);
 	CU_ASSERT(w.healthy_ticks >= 3);
 	CU_ASSERT_EQUAL(w.unhealthy_ticks, 0);
+	CU_ASSERT_EQUAL(slmd_healthy(d), 1);
 	/* A stuck worker turns the verdict. */
 	__atomic_store_n(&a.healthy, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < 2000 && __atomic_load_n(&w.unhealthy_ticks,
@@ -327,6 +329,136 @@ static void test_health_ticks(void)
 	     i++)
 		slm_sleep_ns(1000000);
 	CU_ASSERT(w.unhealthy_ticks >= 2);
+	CU_ASSERT_EQUAL(slmd_healthy(d), 0);
+	slmd_request_stop(d);
+	pthread_join(t, NULL);
+	slmd_destroy(d);
+	slm_config_destroy(cfg);
+}
+
+static void test_drain_stays_up(void)
+{
+	history[0] = '\0';
+	struct slm_config *cfg = slm_config_create();
+	struct slmd *d = slmd_create(cfg, NULL);
+	struct fake a = {.name = "serve", .polls_until_idle = 3, .healthy = 1};
+	struct watch w = {0};
+	struct slmd_component ca = component(&a);
+	struct slmd_observer o = observer(&w);
+	CU_ASSERT_EQUAL(slmd_add_component(d, &ca), 0);
+	CU_ASSERT_EQUAL(slmd_add_observer(d, &o), 0);
+	struct runner r = {.d = d};
+	pthread_t t;
+	pthread_create(&t, NULL, run_thread, &r);
+	wait_for_state(d, SLMD_SERVING);
+	CU_ASSERT_FALSE(slmd_drained(d));
+	slmd_request_drain(d);
+	wait_for_state(d, SLMD_DRAINING);
+	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
+	for (int i = 0; i < 2000 && !slmd_drained(d); i++)
+		slm_sleep_ns(1000000);
+	/* Idle after the drain, and still running: not exiting; for the
+	 * observers (systemd) no state change yet. */
+	CU_ASSERT_TRUE(slmd_drained(d));
+	CU_ASSERT_FALSE(slmd_exiting(d));
+	CU_ASSERT_STRING_EQUAL(w.states, "serving ");
+	/* A load finishing now cannot undo the drain. */
+	CU_ASSERT_FALSE(slmd_transition(d, SLMD_LOADING, SLMD_SERVING, NULL));
+	slm_sleep_ns(120 * 1000000);
+	CU_ASSERT_EQUAL(slmd_state(d), SLMD_DRAINING);
+	/* A second request changes nothing. */
+	slmd_request_drain(d);
+	slmd_request_stop(d);
+	CU_ASSERT_TRUE(slmd_exiting(d));
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	/* The drain hook ran once; observers heard of draining only when
+	 * the stop began (to systemd the drained service still ran). */
+	CU_ASSERT_STRING_EQUAL(history, "start:serve drain:serve stop:serve ");
+	CU_ASSERT_STRING_EQUAL(w.states, "serving draining stopping ");
+	slmd_destroy(d);
+	slm_config_destroy(cfg);
+}
+
+struct notes {
+	char text[512];
+};
+
+static void note_key(void *ctx, const char *key, const char *old_value,
+		     const char *new_value, bool applied)
+{
+	struct notes *n = ctx;
+	size_t len = strlen(n->text);
+	snprintf(n->text + len, sizeof(n->text) - len, "%s:%s->%s:%s ", key,
+		 old_value, new_value, applied ? "applied" : "restart");
+}
+
+static void test_runtime_from_another_thread(void)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/runtime.conf", slm_test_tmpdir());
+	write_file(path, "[daemon]\ndrain_timeout_ms = 1000\n");
+	struct slm_config_args args = {.file = path};
+	struct slm_error err = {0};
+	struct slm_config *cfg = slm_config_create();
+	CU_ASSERT_EQUAL_FATAL(slm_config_apply_args(cfg, &args, &err), 0);
+	struct slmd *d = slmd_create(cfg, &args);
+	struct fake a = {.name = "serve", .healthy = 1};
+	struct watch w = {0};
+	struct slmd_component ca = component(&a);
+	struct slmd_observer o = observer(&w);
+	CU_ASSERT_EQUAL(slmd_add_component(d, &ca), 0);
+	CU_ASSERT_EQUAL(slmd_add_observer(d, &o), 0);
+	struct runner r = {.d = d};
+	pthread_t t;
+	pthread_create(&t, NULL, run_thread, &r);
+	wait_for_state(d, SLMD_SERVING);
+
+	/* A runtime change: stored, hooks told, observers told. */
+	const char *keys[] = {"daemon.drain_timeout_ms", "log.level"};
+	const char *vals[] = {"1500", "warn"};
+	CU_ASSERT_EQUAL(slmd_set_runtime(d, 2, keys, vals, "test", &err), 0);
+	CU_ASSERT_EQUAL(a.reloads, 1);
+	CU_ASSERT_EQUAL(a.seen_drain_timeout, 1500);
+	CU_ASSERT_EQUAL(w.reload_begin, 1);
+	CU_ASSERT_EQUAL(w.reload_end, 1);
+	CU_ASSERT_EQUAL(slm_log_get_level(), SLM_LOG_WARN);
+	CU_ASSERT_STRING_EQUAL(
+		slm_config_origin(cfg, SLM_CFG_DAEMON_DRAIN_TIMEOUT_MS),
+		"test");
+	/* A restart-only key: refused, nothing changed, no hook. */
+	const char *bad_keys[] = {"daemon.drain_timeout_ms", "engine.threads"};
+	const char *bad_vals[] = {"10", "3"};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slmd_set_runtime(d, 2, bad_keys, bad_vals, NULL, &err),
+			SLM_ESTATE);
+	CU_ASSERT_EQUAL(a.reloads, 1);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_DAEMON_DRAIN_TIMEOUT_MS),
+			1500);
+
+	/* A reload on request: the file wins over the runtime change, the
+	 * restart-only change is reported and kept. */
+	write_file(path, "[daemon]\ndrain_timeout_ms = 2000\n"
+			 "[engine]\nthreads = 3\n[log]\nlevel = warn\n");
+	struct notes n = {{0}};
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slmd_reload(d, note_key, &n, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(n.text, "daemon.drain_timeout_ms:1500->2000:applied"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(n.text, "engine.threads:0->3:restart"));
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_DAEMON_DRAIN_TIMEOUT_MS),
+			2000);
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_ENGINE_THREADS), 0);
+	CU_ASSERT_EQUAL(a.reloads, 2);
+	/* A bad file: an error naming the line, nothing changed. */
+	write_file(path, "[daemon]\ndrain_timeout_ms = soon\n");
+	slm_error_clear(&err);
+	CU_ASSERT_EQUAL(slmd_reload(d, NULL, NULL, &err), SLM_ECONFIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "runtime.conf:2"));
+	CU_ASSERT_EQUAL(slm_cfg_int(cfg, SLM_CFG_DAEMON_DRAIN_TIMEOUT_MS),
+			2000);
+	slm_log_set_level(SLM_LOG_INFO);
+
 	slmd_request_stop(d);
 	pthread_join(t, NULL);
 	slmd_destroy(d);
@@ -357,4 +489,7 @@ SLM_SUITE("daemon", NULL, NULL, {"order and drain", test_order_and_drain},
 	  {"drain timeout", test_drain_timeout},
 	  {"sighup reload", test_sighup_reload},
 	  {"health ticks", test_health_ticks},
-	  {"transition only from", test_transition_only_from})
+	  {"transition only from", test_transition_only_from},
+	  {"drain stays up", test_drain_stays_up},
+	  {"runtime change and reload on request",
+	   test_runtime_from_another_thread})
