@@ -66,12 +66,31 @@ LDLIBS_COMMON := $(filter-out -ljemalloc,$(LDLIBS_COMMON))
 CFLAGS_COMMON += -DSLM_NO_JEMALLOC
 endif
 
+# DPDK.  Only the files that use it see its flags: dataplane/dpdk*.c (the
+# DPDK backend).  Its -march is dropped: those files build for the same
+# baseline as the rest.  Programs that use the backend (slmd, the unit
+# tests) link DPDK's shared libraries; EAL loads the drivers (PMDs) from
+# its plugin folder at start.
+HAVE_DPDK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo 1)
+DPDK_CFLAGS := $(filter-out -march=% -mtune=%,$(shell pkg-config --cflags libdpdk 2>/dev/null))
+DPDK_LIBS := -Wl,--as-needed -lrte_ethdev -lrte_mbuf -lrte_mempool \
+	-lrte_ring -lrte_eal -lrte_kvargs -lrte_net -lrte_bus_vdev \
+	-Wl,--no-as-needed
+ifeq ($(HAVE_DPDK),1)
+LDLIBS_COMMON += $(DPDK_LIBS)
+endif
+
 CORE_DIRS  := common engine cache numa dataplane daemon ctl
 CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
 ifeq ($(NO_JEMALLOC),1)
 CORE_SRCS  := $(filter-out %_jemalloc.c,$(CORE_SRCS))
 else
 CORE_SRCS  := $(filter-out %_nojemalloc.c,$(CORE_SRCS))
+endif
+ifeq ($(HAVE_DPDK),1)
+CORE_SRCS  := $(filter-out dataplane/dpdk_none.c,$(CORE_SRCS))
+else
+CORE_SRCS  := $(filter-out dataplane/dpdk%.c,$(CORE_SRCS)) dataplane/dpdk_none.c
 endif
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
 # The client library carries the wire codec it shares with the daemon.
@@ -141,6 +160,13 @@ $(BUILD)/obj/%.o: %.c | $(FEATURES_H)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) -MMD -MP -c $< -o $@
+
+DPDK_OBJS := $(call obj,$(filter dataplane/dpdk%.c,\
+	$(filter-out dataplane/dpdk_none.c,$(CORE_SRCS))))
+$(DPDK_OBJS): $(BUILD)/obj/%.o: %.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) $(DPDK_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c | $(FEATURES_H)
 	@mkdir -p $(dir $@)

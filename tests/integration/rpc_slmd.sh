@@ -91,7 +91,7 @@ if start_slmd mt --set dataplane.rx_threads=2 --set dataplane.spin_us=0; then
 	stop_slmd || fail "slmd (2 threads) did not stop"
 fi
 
-expect_fail "dataplane.kind=dpdk without a DPDK dataplane" "dataplane.kind = dpdk" -- \
+expect_fail "dataplane.kind=dpdk with neither a port nor memif" "needs dpdk.port" -- \
 	"$BIN/slmd" --set dataplane.kind=dpdk --set dataplane.listen=udp://127.0.0.1:0
 expect_fail "a listen address in use" "bind" "Address already in use" -- \
 	bash -c "\"$BIN/slmd\" --set dataplane.listen=udp://127.0.0.1:0 & p=\$!; sleep 0.5; \
