@@ -12,6 +12,12 @@ install -m 0755 "$build/bin/slm" "$root/bin/slm"
 install -m 0644 "$build/lib/libslmclient.a" "$root/lib/"
 install -m 0755 "$build/lib/libslmclient.so.1" "$root/lib/"
 ln -sf libslmclient.so.1 "$root/lib/libslmclient.so"
+# The memif transport plugin (built when DPDK is present), found by the
+# library in slmclient/ beside it.
+if [ -e "$build/lib/slmclient/libslmclient-memif.so" ]; then
+	install -d "$root/lib/slmclient"
+	install -m 0755 "$build/lib/slmclient/libslmclient-memif.so" "$root/lib/slmclient/"
+fi
 ./tools/gen-pc.sh "$prefix" <client/slmclient.pc.in >"$root/lib/pkgconfig/slmclient.pc"
 for h in include/slm/*.h; do
 	[ -e "$h" ] && install -m 0644 "$h" "$root/include/slm/"
