@@ -35,6 +35,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	libinih-dev libcjson-dev libpcre2-dev libutf8proc-dev libsodium-dev \
 	libsystemd-dev libmicrohttpd-dev libxxhash-dev liburcu-dev \
 	libdpdk-dev dpdk xz-utils iproute2 ethtool python3 systemd \
+	iputils-ping iputils-arping \
 	debhelper dpkg-dev fakeroot
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
