@@ -324,6 +324,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan NO_JEMALLOC=1 OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all testdata
 	@SLM_TESTDATA=$(abspath build-asan/testdata) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		SLM_SANITIZED=1 ./tests/run.sh build-asan
 
