@@ -40,6 +40,8 @@ dpdk_cleanup_runtime() {
 	done
 }
 at_exit dpdk_cleanup_runtime
+# A test stopped by a signal (run.sh's timeout) still cleans up.
+trap 'exit 143' INT TERM
 
 # netns_pair: the two namespaces and the veth between them, IPv6 off (no
 # router solicitations in the counters), the kernel end with checksum
