@@ -803,7 +803,8 @@ static void dpdk_stop(struct dp_backend *b)
 		struct dp_counters c;
 		dp_counters_read(&c, l->c);
 		SLM_INFO("dpdk",
-			 "lcore %u (CPU %d): rx %llu frames, tx %llu, slept %llu "
+			 "lcore %u (CPU %d): rx %llu frames, tx %llu, slept "
+			 "%llu "
 			 "times (%s)",
 			 i, l->cpu, (unsigned long long)c.rx_frames,
 			 (unsigned long long)c.tx_frames,
