@@ -69,4 +69,5 @@ static int cmd_server_info(int argc, char **argv)
 	return 0;
 }
 
-SLM_COMMAND("server-info", cmd_server_info, "what a running slmd serves (-s URL)")
+SLM_COMMAND("server-info", cmd_server_info,
+	    "what a running slmd serves (-s URL)")
