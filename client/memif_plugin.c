@@ -63,7 +63,7 @@
 #include "slm/protocol.h"
 
 #define POOL_MBUFS 1023
-#define RING_LOG2 10
+#define RING_LOG2 10u
 #define BURST 32
 #define LINK_WAIT_NS (2000ull * 1000000)
 #define ARP_WAIT_NS (1000ull * 1000000)
@@ -187,26 +187,24 @@ static int parse_url(const char *url, char *path, size_t path_size,
 	}
 	memcpy(path, p, n);
 	path[n] = '\0';
-	while (q && *q) {
-		q++;
-		unsigned long v;
-		char *end;
-		if (!strncmp(q, "port=", 5)) {
-			v = strtoul(q + 5, &end, 10);
-			if (end == q + 5 || v == 0 || v > 65535)
-				goto bad;
+	/* Options: "?name=value" then "&name=value"... */
+	const char *o = q ? q + 1 : NULL;
+	while (o) {
+		bool is_port = !strncmp(o, "port=", 5);
+		bool is_id = !strncmp(o, "id=", 3);
+		if (!is_port && !is_id)
+			goto bad;
+		const char *num = o + (is_port ? 5 : 3);
+		char *end = NULL;
+		unsigned long v = strtoul(num, &end, 10);
+		if (end == num || v > 65535 || (is_port && v == 0) ||
+		    (*end && *end != '&'))
+			goto bad;
+		if (is_port)
 			*port = (unsigned)v;
-		} else if (!strncmp(q, "id=", 3)) {
-			v = strtoul(q + 3, &end, 10);
-			if (end == q + 3 || v > 65535)
-				goto bad;
+		else
 			*id = (int)v;
-		} else {
-			goto bad;
-		}
-		if (*end && *end != '&')
-			goto bad;
-		q = end;
+		o = *end ? end + 1 : NULL;
 	}
 	return 0;
 bad:

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 /* Bumped when this table changes; a plugin of another ABI is refused. */
-#define SLMC_TRANSPORT_ABI 1
+#define SLMC_TRANSPORT_ABI 1u
 
 struct slmc_conn;
 

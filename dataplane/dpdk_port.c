@@ -23,7 +23,7 @@
 #include "common/log.h"
 
 #define POOL_CACHE 256
-#define MEMIF_RING_LOG2 10 /* 1024 slots a direction */
+#define MEMIF_RING_LOG2 10u /* 1024 slots a direction */
 
 /* ---- pools ------------------------------------------------------------- */
 
