@@ -121,7 +121,6 @@ if start_memif again; then
 		"$BIN/slm" ping -s "$URL" -n 20 -q >/dev/null 2>&1 &&
 		ok "a stale socket is replaced, and served" ||
 		fail "after a crash: $(grep -E 'memif|stale' "$SLMD_LOG")"
-	"$BIN/slm" ping -s "$URL?id=1" -n 1 >/dev/null 2>&1 || true
 	"$BIN/slm" ping -s "memif://$SOCK?port=7071&id=2" -n 3 -q >/dev/null 2>&1 &&
 		ok "a link chosen by id" || fail "memif id=2"
 	stop_slmd || fail "slmd did not stop cleanly"
