@@ -72,9 +72,11 @@ static uint32_t rte_level_for(enum slm_log_level l)
  * Messages DPDK logs as warnings or errors that are expected in the way
  * slmd runs it (no multi-process channel with --no-shconf/--in-memory;
  * net_tap's flow support, which slmd does not use, on kernels without
- * the multiq qdisc): they go to the debug level.
+ * the multiq qdisc; a huge page size of which none are reserved while
+ * another size has some): they go to the debug level.
  */
 static const char *const benign[] = {
+	"hugepages reported on node",
 	"Failed to register mp action callback",
 	"Failed to send start req to secondary",
 	"Specified qdisc kind is unknown",
