@@ -36,6 +36,7 @@ DEB_PACKAGES := build-essential pkg-config clang llvm cppcheck clang-format \
 	libinih-dev libcjson-dev libpcre2-dev libutf8proc-dev libsodium-dev \
 	libsystemd-dev libmicrohttpd-dev libxxhash-dev liburcu-dev \
 	libdpdk-dev dpdk xz-utils iproute2 ethtool python3 systemd \
+	iputils-ping iputils-arping \
 	debhelper dpkg-dev fakeroot lintian man-db
 
 PKG_LIBS := inih libcjson cunit liburing hwloc libsodium libsystemd jemalloc \
@@ -67,6 +68,28 @@ LDLIBS_COMMON := $(filter-out -ljemalloc,$(LDLIBS_COMMON))
 CFLAGS_COMMON += -DSLM_NO_JEMALLOC
 endif
 
+# DPDK.  Only the files that use it see its flags: dataplane/dpdk*.c (the
+# DPDK backend) and client/*_plugin.c (the client's memif transport, a
+# shared object of its own).  Its -march is dropped: those files build
+# for the same baseline as the rest.  Programs that use the backend (slmd,
+# the unit tests) link DPDK's shared libraries; EAL loads the drivers
+# (PMDs) from its plugin folder at start.  The memif plugin links the few
+# static libraries it needs, so a client process loads no PMD folder.
+HAVE_DPDK := $(shell pkg-config --exists libdpdk 2>/dev/null && echo 1)
+DPDK_CFLAGS := $(filter-out -march=% -mtune=%,$(shell pkg-config --cflags libdpdk 2>/dev/null))
+DPDK_LIBS := -Wl,--as-needed -lrte_ethdev -lrte_mbuf -lrte_mempool \
+	-lrte_ring -lrte_eal -lrte_kvargs -lrte_net -lrte_bus_vdev \
+	-Wl,--no-as-needed
+DPDK_STATIC_LIBS := -Wl,--whole-archive -l:librte_net_memif.a \
+	-l:librte_bus_vdev.a -l:librte_mempool_ring.a -Wl,--no-whole-archive \
+	-l:librte_ethdev.a -l:librte_hash.a -l:librte_rcu.a -l:librte_net.a \
+	-l:librte_mbuf.a -l:librte_mempool.a -l:librte_ring.a \
+	-l:librte_meter.a -l:librte_eal.a -l:librte_kvargs.a \
+	-l:librte_telemetry.a -l:librte_pci.a -lnuma -lbsd -ldl -lpthread -lm
+ifeq ($(HAVE_DPDK),1)
+LDLIBS_COMMON += $(DPDK_LIBS)
+endif
+
 CORE_DIRS  := common engine cache numa dataplane daemon ctl
 CORE_SRCS  := $(filter-out %_main.c,$(wildcard $(addsuffix /*.c,$(CORE_DIRS))))
 ifeq ($(NO_JEMALLOC),1)
@@ -74,13 +97,21 @@ CORE_SRCS  := $(filter-out %_jemalloc.c,$(CORE_SRCS))
 else
 CORE_SRCS  := $(filter-out %_nojemalloc.c,$(CORE_SRCS))
 endif
+ifeq ($(HAVE_DPDK),1)
+CORE_SRCS  := $(filter-out dataplane/dpdk_none.c,$(CORE_SRCS))
+else
+CORE_SRCS  := $(filter-out dataplane/dpdk%.c,$(CORE_SRCS)) dataplane/dpdk_none.c
+endif
 CLIENT_LIB_SRCS := $(wildcard client/client*.c)
 # The client library carries the wire codec it shares with the daemon.
 # These objects are in libslmcore.a as well; a program linking both
 # archives takes each object once.
 CLIENT_SHARED_SRCS := dataplane/proto.c dataplane/peer.c dataplane/keys.c \
 	common/err.c
-SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS),$(wildcard client/*.c))
+SLM_SRCS   := $(filter-out $(CLIENT_LIB_SRCS) client/%_plugin.c,$(wildcard client/*.c))
+# Transport plugins of libslmclient, loaded when a URL needs them
+# (client/memif_plugin.c: memif:// over DPDK).
+MEMIF_PLUGIN := $(if $(HAVE_DPDK),$(BUILD)/lib/slmclient/libslmclient-memif.so)
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 # Test-side code: tests/tools/*.c is linked into the unit tests and the
 # test tools; a tool's main is tests/tools/<tool>_main.c.
@@ -103,7 +134,7 @@ CLIENT_A   := $(BUILD)/lib/libslmclient.a
 CLIENT_SO  := $(BUILD)/lib/libslmclient.so
 CLIENT_SO1 := $(BUILD)/lib/libslmclient.so.1
 CLIENT_PC  := $(BUILD)/lib/pkgconfig/slmclient.pc
-CLIENT_LDLIBS := $(shell pkg-config --libs libsodium 2>/dev/null) -lpthread
+CLIENT_LDLIBS := $(shell pkg-config --libs libsodium 2>/dev/null) -lpthread -ldl
 BINS       := $(addprefix $(BUILD)/bin/,$(PROGRAMS)) $(if $(SLM_SRCS),$(BUILD)/bin/slm)
 UNIT_BIN   := $(BUILD)/tests/unit_tests
 FEATURES_H := $(BUILD)/gen/slm_features.h
@@ -117,7 +148,7 @@ FEATURES_H := $(BUILD)/gen/slm_features.h
 .SECONDARY: $(call obj,$(wildcard $(addsuffix /*_main.c,$(CORE_DIRS))))
 
 all: $(BINS) $(if $(CLIENT_LIB_SRCS),$(CLIENT_A) $(CLIENT_SO) $(CLIENT_PC)) \
-	$(UNIT_BIN) $(TOOL_BINS) $(BENCH_BINS)
+	$(MEMIF_PLUGIN) $(UNIT_BIN) $(TOOL_BINS) $(BENCH_BINS)
 
 help:
 	@echo "make deps    install the Debian packages (needs root or sudo)"
@@ -135,14 +166,26 @@ deps:
 	@./tools/deps.sh $(DEB_PACKAGES)
 
 # The feature header: probes in one place, no #if in function bodies.
-$(FEATURES_H): Makefile tools/features.sh
+# Rewritten on every run but replaced only when it changes (LIBDIR given
+# on the command line), so objects that include it rebuild only then.
+$(FEATURES_H): FORCE
 	@mkdir -p $(dir $@)
-	@./tools/features.sh > $@.tmp && mv $@.tmp $@
+	@./tools/features.sh "$(LIBDIR)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+FORCE:
 
 $(BUILD)/obj/%.o: %.c | $(FEATURES_H)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) -MMD -MP -c $< -o $@
+
+DPDK_OBJS := $(call obj,$(filter dataplane/dpdk%.c client/%_plugin.c,\
+	$(filter-out dataplane/dpdk_none.c,$(CORE_SRCS)) $(wildcard client/*_plugin.c)))
+$(DPDK_OBJS): $(BUILD)/obj/%.o: %.c | $(FEATURES_H)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_COMMON) $(ISA_BASE) $(DPDK_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c | $(FEATURES_H)
 	@mkdir -p $(dir $@)
@@ -178,6 +221,16 @@ $(CLIENT_SO1): $(CLIENT_OBJS) client/libslmclient.map
 	$(Q)$(CC) -shared -Wl,-soname,libslmclient.so.1 \
 		-Wl,--version-script=client/libslmclient.map -Wl,-z,relro,-z,now \
 		$(SAN) -o $@ $(CLIENT_OBJS) $(CLIENT_LDLIBS)
+
+# The memif transport: its own object with DPDK linked in statically and
+# nothing exported but the transport table (client/memif_plugin.map).
+$(MEMIF_PLUGIN): $(BUILD)/obj/client/memif_plugin.o $(BUILD)/obj/dataplane/pkt.o \
+		client/memif_plugin.map
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) -shared -Wl,--version-script=client/memif_plugin.map \
+		-Wl,--exclude-libs,ALL -Wl,-z,relro,-z,now $(SAN) -o $@ \
+		$(filter %.o,$^) $(DPDK_STATIC_LIBS)
 
 $(CLIENT_SO): $(CLIENT_SO1)
 	$(Q)ln -sf libslmclient.so.1 $@
@@ -278,6 +331,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan NO_JEMALLOC=1 OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all testdata
 	@SLM_TESTDATA=$(abspath build-asan/testdata) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		SLM_SANITIZED=1 ./tests/run.sh build-asan
 

@@ -18,16 +18,13 @@
 #include "slm/client.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "client/client_int.h"
 #include "common/err.h"
 #include "dataplane/keys.h"
 #include "dataplane/peer.h"
@@ -110,8 +107,8 @@ struct creq {
 };
 
 struct slm_client {
-	int fd;
-	int family;
+	const struct slmc_transport *t;
+	struct slmc_conn *conn;
 	struct slm_client_opts o;
 	const uint8_t *key; /* o.key when o.key_id */
 	uint32_t conn_id;
@@ -208,7 +205,7 @@ void slm_client_stats(const struct slm_client *c, struct slm_client_stats *out)
 
 int slm_client_fd(const struct slm_client *c)
 {
-	return c->fd;
+	return c->t->fd(c->conn);
 }
 
 size_t slm_client_inflight(const struct slm_client *c)
@@ -230,15 +227,8 @@ int slm_client_open(const char *url, const struct slm_client_opts *o,
 		    struct slm_client **out, char *err_msg, size_t err_size)
 {
 	*out = NULL;
-	struct dp_url u;
-	struct slm_error err = {0};
-	if (dp_url_parse(url, &u, &err))
-		return open_fail(err_msg, err_size, SLM_CLIENT_EINVAL, "%s%s",
-				 err.msg, "");
-	if (strcmp(u.scheme, "udp"))
-		return open_fail(err_msg, err_size, SLM_CLIENT_EUNSUPPORTED,
-				 "'%s': transport '%s' not supported (udp://)",
-				 url, u.scheme);
+	if (!url)
+		return SLM_CLIENT_EINVAL;
 	struct slm_client_opts def;
 	slm_client_opts_default(&def);
 	if (!o)
@@ -246,40 +236,24 @@ int slm_client_open(const char *url, const struct slm_client_opts *o,
 	if (o->max_dgram < 512 || o->max_dgram > SLM_PROTO_MAX_DGRAM)
 		return open_fail(err_msg, err_size, SLM_CLIENT_EINVAL,
 				 "max_dgram not in 512..1472%s%s", "", "");
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_DGRAM,
-				 .ai_flags = AI_NUMERICSERV};
-	char port[8];
-	snprintf(port, sizeof(port), "%u", u.port);
-	struct addrinfo *ai = NULL;
-	int g = getaddrinfo(u.host, port, &hints, &ai);
-	if (g)
-		return open_fail(err_msg, err_size, SLM_CLIENT_ECONNECT,
-				 "%s: %s", u.host, gai_strerror(g));
+	int code = 0;
+	const struct slmc_transport *t =
+		slmc_transport_for(url, &code, err_msg, err_size);
+	if (!t)
+		return code;
 	struct slm_client *c = calloc(1, sizeof(*c));
-	if (!c) {
-		freeaddrinfo(ai);
+	if (!c)
 		return SLM_CLIENT_ENOMEM;
+	int rc = t->open(url, &c->conn, err_msg, err_size);
+	if (rc) {
+		free(c);
+		return rc;
 	}
+	c->t = t;
 	c->o = *o;
 	if (c->o.rto_ms == 0)
 		c->o.rto_ms = 20;
 	c->key = c->o.key_id ? c->o.key : NULL;
-	c->family = ai->ai_family;
-	c->fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		       0);
-	if (c->fd < 0 || connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		int e = errno;
-		freeaddrinfo(ai);
-		if (c->fd >= 0)
-			close(c->fd);
-		free(c);
-		return open_fail(err_msg, err_size, SLM_CLIENT_ECONNECT,
-				 "%s: %s", url, strerror(e));
-	}
-	freeaddrinfo(ai);
-	int sz = 1 << 20;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	while (c->conn_id == 0)
 		if (getrandom(&c->conn_id, sizeof(c->conn_id), 0) < 0)
 			c->conn_id = (uint32_t)now_ns() | 1;
@@ -308,7 +282,7 @@ void slm_client_close(struct slm_client *c)
 	for (unsigned i = 0; i < WINDOW; i++)
 		if (c->slots[i])
 			req_destroy(c->slots[i]);
-	close(c->fd);
+	c->t->close(c->conn);
 	free(c);
 }
 
@@ -332,8 +306,9 @@ static void tx(struct slm_client *c, uint8_t type, uint8_t flags,
 	dp_hdr_encode(c->tx, &h);
 	size_t len = dp_seal(c->tx, SLM_PROTO_HDR_SIZE + blen, sizeof(c->tx),
 			     c->o.key_id, c->key);
-	if (send(c->fd, c->tx, len, MSG_DONTWAIT) < 0) {
-		if (errno == ECONNREFUSED)
+	int rc = c->t->send(c->conn, c->tx, len);
+	if (rc) {
+		if (rc == SLM_CLIENT_ECONNECT)
 			c->refused = true;
 		return;
 	}
@@ -776,16 +751,13 @@ static int receive(struct slm_client *c)
 {
 	int n = 0;
 	for (;;) {
-		ssize_t got = recv(c->fd, c->rx, sizeof(c->rx), MSG_DONTWAIT);
-		if (got < 0) {
-			if (errno == ECONNREFUSED) {
-				c->refused = true;
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			break;
+		int got = c->t->recv(c->conn, c->rx, sizeof(c->rx));
+		if (got == SLM_CLIENT_ECONNECT) {
+			c->refused = true;
+			continue;
 		}
+		if (got <= 0)
+			break;
 		n++;
 		dispatch(c, c->rx, (size_t)got, now_ns());
 	}
@@ -913,12 +885,9 @@ static int pump(struct slm_client *c, uint64_t until, const bool *stop)
 			continue;
 		uint64_t wake = SLM_MIN(until, next_timer);
 		uint64_t wait = wake > now ? wake - now : 0;
-		struct timespec ts = {(time_t)(wait / 1000000000),
-				      (long)(wait % 1000000000)};
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		int rc = ppoll(&pfd, 1, &ts, NULL);
-		if (rc < 0 && errno != EINTR)
-			return SLM_ESYS;
+		int rc = c->t->wait(c->conn, wait);
+		if (rc < 0)
+			return rc;
 		if (rc > 0)
 			last_rx = now_ns();
 	}

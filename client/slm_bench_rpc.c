@@ -278,8 +278,16 @@ static int cmd_bench_rpc(int argc, char **argv)
 	b->t_end = b->t_measure + (uint64_t)(duration * 1e9);
 	if (b->closed) {
 		while (slm_now_ns() < b->t_end) {
-			while (b->inflight < b->concurrency)
+			while (b->inflight < b->concurrency) {
+				/* A refused submit (the window's slot for the
+				 * next id still taken by a request waiting for
+				 * its retransmission) frees nothing: drive the
+				 * connections instead of trying again at once. */
+				uint64_t refused = b->submit_fail;
 				start_one(b, slm_now_ns());
+				if (b->submit_fail != refused)
+					break;
+			}
 			drive(b, 1000000);
 		}
 	} else {

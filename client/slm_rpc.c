@@ -11,7 +11,8 @@
 #include "dataplane/peer.h"
 
 const char slm_rpc_usage[] =
-	"  -s, --server URL   udp://HOST:PORT (default: dataplane.listen)\n"
+	"  -s, --server URL   udp://HOST:PORT or memif:///SOCKET (default: "
+	"dataplane.listen)\n"
 	"  --key-file FILE    pre-shared keys (default: dataplane.key_file)\n"
 	"  --key-id N         key to use (default: the file's first)\n"
 	"  --timeout MS       give a request up after MS (0: never)\n"

@@ -2,7 +2,8 @@
  * slm_rpc.h: what the RPC commands of `slm` (generate, ping, info,
  * bench-rpc) share: the connection options and opening a connection.
  *
- *   -s, --server URL     udp://HOST:PORT (default: the config's
+ *   -s, --server URL     udp://HOST:PORT, or memif:///SOCKET for a local
+ *                        slmd over shared memory (default: the config's
  *                        dataplane.listen, a wildcard address meaning
  *                        this machine)
  *   --key-file FILE      pre-shared keys (default: dataplane.key_file)

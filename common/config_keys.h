@@ -77,7 +77,9 @@ SLM_CFG_KEY(DP_LISTEN, "dataplane", "listen", STRING, "udp://127.0.0.1:7070",
 SLM_CFG_KEY(DP_RX_THREADS, "dataplane", "rx_threads", INT, "1", 1, 64, NULL,
 	STATIC,
 	"Receive threads, each with its own socket (SO_REUSEPORT spreads "
-	"clients over them) and its own sessions.")
+	"clients over them) and its own sessions.  With dataplane.kind = dpdk "
+	"the lcores are the plan's dataplane cores (numa.dataplane_cores); "
+	"a value other than 1 must match their number.")
 SLM_CFG_KEY(DP_SPIN_US, "dataplane", "spin_us", INT, "50", 0, 10000000, NULL,
 	STATIC,
 	"Longest time (us) a dataplane thread polls after its last work before "
@@ -194,6 +196,61 @@ SLM_CFG_KEY(SERVE_BATCH_TOKENS, "serve", "batch_tokens", INT, "0", 0, 65536,
 	NULL, STATIC,
 	"Token budget of one forward pass: one decode token per running "
 	"sequence, then chunks of prompts; 0 = engine.batch.")
+
+SLM_CFG_KEY(DPDK_PORT, "dpdk", "port", STRING, "", 0, 0, NULL, STATIC,
+	"NIC port of the DPDK dataplane: a PCI address bound to vfio-pci "
+	"(0000:03:00.0) or a virtual device (net_af_xdp0,iface=eth1; "
+	"net_af_packet0,iface=eth1; net_tap0,iface=slm0).  Its IPv4 address "
+	"and UDP port are dataplane.listen's.  Empty: no NIC port (memif "
+	"only).")
+SLM_CFG_KEY(DPDK_EAL_ARGS, "dpdk", "eal_args", STRING, "", 0, 0, NULL,
+	STATIC,
+	"More EAL arguments, separated by spaces (-d DRIVER.so, --socket-mem "
+	"1024, --iova-mode va, ...).  Memory options given here replace "
+	"slmd's own choice (dpdk.hugepages, dpdk.memory).")
+SLM_CFG_KEY(DPDK_HUGEPAGES, "dpdk", "hugepages", ENUM, "auto", 0, 0,
+	"auto|yes|no", STATIC,
+	"Packet memory on reserved huge pages (EAL --in-memory) or on plain "
+	"pages (--no-huge); auto uses huge pages when some are free.")
+SLM_CFG_KEY(DPDK_MEMORY, "dpdk", "memory", SIZE, "512M", 67108864,
+	68719476736.0, NULL, STATIC,
+	"Memory EAL reserves when it runs without huge pages (-m).")
+SLM_CFG_KEY(DPDK_MBUFS, "dpdk", "mbufs", INT, "0", 0, 4194303, NULL,
+	STATIC,
+	"Packet buffers per NUMA node that has dataplane cores; 0 sizes the "
+	"pool from the queues and descriptors.")
+SLM_CFG_KEY(DPDK_RX_DESC, "dpdk", "rx_desc", INT, "1024", 64, 16384, NULL,
+	STATIC,
+	"Receive descriptors per queue of the NIC port.")
+SLM_CFG_KEY(DPDK_TX_DESC, "dpdk", "tx_desc", INT, "1024", 64, 16384, NULL,
+	STATIC,
+	"Transmit descriptors per queue of the NIC port.")
+SLM_CFG_KEY(DPDK_OFFLOADS, "dpdk", "offloads", BOOL, "true", 0, 0, NULL,
+	STATIC,
+	"Let the port compute and check IPv4 and UDP checksums when it can; "
+	"false (or a port without them): software checksums.")
+SLM_CFG_KEY(DPDK_RX_INTERRUPTS, "dpdk", "rx_interrupts", BOOL, "true", 0,
+	0, NULL, STATIC,
+	"An idle lcore sleeps until a receive interrupt when all its ports "
+	"have them; otherwise it naps (dpdk.idle_sleep_us).")
+SLM_CFG_KEY(DPDK_IDLE_SLEEP_US, "dpdk", "idle_sleep_us", INT, "200", 1,
+	100000, NULL, STATIC,
+	"Longest nap between polls of an idle lcore without receive "
+	"interrupts (naps grow from 10 us to this): what the first packet "
+	"after a quiet spell may wait.")
+SLM_CFG_KEY(DPDK_LINK_WAIT_MS, "dpdk", "link_wait_ms", INT, "5000", 0,
+	600000, NULL, STATIC,
+	"How long start-up waits for the NIC link before it warns and serves "
+	"anyway (the link is watched and logged when it changes).")
+SLM_CFG_KEY(DPDK_MEMIF_SOCKET, "dpdk", "memif_socket", STRING, "", 0, 0,
+	NULL, STATIC,
+	"Path of the memif socket local clients connect to "
+	"(memif:///PATH): shared-memory links, no kernel on the way.  The "
+	"directory decides who may connect.  Empty: no memif.")
+SLM_CFG_KEY(DPDK_MEMIF_LINKS, "dpdk", "memif_links", INT, "4", 1, 255,
+	NULL, STATIC,
+	"memif interfaces on the socket: how many local clients may be "
+	"connected at once.")
 
 SLM_CFG_KEY(CTL_SOCKET, "ctl", "socket", STRING, "/run/slmd/ctl.sock", 0, 0,
 	NULL, STATIC,

@@ -7,7 +7,8 @@
  * each driving one session.  It knows nothing of the protocol; the
  * session knows nothing of how packets move.  The kernel backend
  * (uring.h, io_uring on UDP sockets) fills this table; the DPDK backend
- * fills the same one.
+ * (dpdk.h, kernel bypass on a NIC port and memif links) fills the same
+ * one.
  *
  * Every queue thread runs the same loop: receive a batch and hand each
  * datagram to dp_session_input; dp_session_poll (events from the serving
@@ -29,8 +30,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/config.h"
 #include "common/err.h"
 #include "dataplane/session.h"
+#include "numa/placement.h"
+#include "numa/topology.h"
+
+struct cJSON;
 
 struct dp_backend;
 
@@ -41,6 +47,13 @@ struct dp_backend_config {
 	uint32_t rx_buffers;	  /* receive buffers per queue */
 	uint64_t socket_buffer;	  /* SO_RCVBUF / SO_SNDBUF bytes */
 	uint32_t stop_timeout_ms; /* wait for DONE events when stopping */
+	/* The whole configuration, for a backend's own section ([dpdk]). */
+	const struct slm_config *config;
+	/* Where queue threads run: queue i on the plan's dataplane thread i
+	 * (n_queues == plan->n_dataplane).  NULL: not pinned.  The topology
+	 * pins them when it is this machine's. */
+	const struct slm_topo *topo;
+	const struct slm_plan *plan;
 };
 
 struct dp_backend_ops {
@@ -59,8 +72,16 @@ struct dp_backend_ops {
 	void (*close)(struct dp_backend *b);
 	/* The address actually bound, as a URL ("udp://127.0.0.1:7070"). */
 	void (*local_url)(const struct dp_backend *b, char *buf, size_t size);
+	/* Optional: a line for the log ("io_uring defer_taskrun"). */
+	void (*describe)(const struct dp_backend *b, char *buf, size_t size);
+	/* Optional: the backend's own statistics (ports, queues, device
+	 * counters) added to obj, a cJSON object.  Any thread, while the
+	 * backend runs. */
+	void (*stats_json)(const struct dp_backend *b, struct cJSON *obj);
 };
 
 extern const struct dp_backend_ops dp_uring_ops;
+/* The DPDK backend (dpdk.h); a build without DPDK refuses to open it. */
+extern const struct dp_backend_ops dp_dpdk_ops;
 
 #endif

@@ -70,6 +70,31 @@
 	X(tx_full, "sends dropped: no transmit slot")                        \
 	X(rx_nobufs, "receive buffer ring ran dry (backend)")                \
 	X(rx_errors, "receive errors (backend)")                             \
+	X(rx_frames, "frames received on DPDK links")                        \
+	X(tx_frames, "frames sent on DPDK links")                            \
+	X(drop_l2_short, "dropped frame: shorter than its headers")          \
+	X(drop_l2_foreign, "dropped frame: for another MAC, or multicast")   \
+	X(drop_l2_proto, "dropped frame: not IPv4 or ARP (VLAN too)")        \
+	X(drop_ipv6, "dropped frame: IPv6 (not on the DPDK path yet)")       \
+	X(drop_arp, "dropped ARP: not for us, not IPv4/Ethernet, malformed") \
+	X(drop_ip_malformed, "dropped IPv4: bad version or lengths")         \
+	X(drop_ip_options, "dropped IPv4: header options")                   \
+	X(drop_ip_fragment, "dropped IPv4: a fragment")                      \
+	X(drop_ip_cksum, "dropped IPv4: header checksum wrong")              \
+	X(drop_ip_foreign, "dropped IPv4: for another address")              \
+	X(drop_ip_source, "dropped IPv4: broadcast/multicast/zero source")   \
+	X(drop_ip_proto, "dropped IPv4: protocol not UDP or ICMP")           \
+	X(drop_icmp, "dropped ICMP: not an echo request, or malformed")      \
+	X(drop_l4_cksum, "dropped UDP/ICMP: checksum wrong")                 \
+	X(drop_udp_malformed, "dropped UDP: length does not fit")            \
+	X(drop_udp_port, "dropped UDP: to another port")                     \
+	X(arp_replies, "ARP requests for our address answered")              \
+	X(arp_requests, "ARP requests sent (gratuitous ones included)")      \
+	X(arp_learned, "neighbour entries learned or changed")               \
+	X(arp_conflicts, "ARP claiming our address from another MAC")        \
+	X(icmp_echo, "ICMP echo requests answered")                          \
+	X(tx_no_neigh, "sends dropped: peer MAC unknown (ARP asked)")        \
+	X(tx_nombuf, "sends dropped: no packet buffer")                      \
 	X(sleeps, "times the thread blocked")                                \
 	X(wakeups_event, "wake-ups by a serving-core event")
 

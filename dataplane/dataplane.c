@@ -1,6 +1,7 @@
 /* dataplane.c: start the RPC dataplane from config.  See dataplane.h. */
 #include "dataplane/dataplane.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "dataplane/backend.h"
 #include "dataplane/keys.h"
 #include "dataplane/uring.h"
+#include "numa/placement.h"
+#include "numa/topology.h"
 
 #define STOP_TIMEOUT_MS 5000
 
@@ -23,15 +26,52 @@ struct dp_dataplane {
 	struct dp_session **sess;
 	struct dp_io *io;
 	bool started;
+	/* Where the queue threads run (the DPDK backend's lcores). */
+	struct slm_topo *topo;
+	struct slm_plan *plan;
 	char url[300];
-	char desc[128];
+	char desc[512];
 };
 
 static const struct dp_backend_ops *backend_by_kind(const char *kind)
 {
 	if (!strcmp(kind, dp_uring_ops.name))
 		return &dp_uring_ops;
-	return NULL; /* dpdk: issue 10 adds its table here */
+	if (!strcmp(kind, dp_dpdk_ops.name))
+		return &dp_dpdk_ops;
+	return NULL;
+}
+
+/*
+ * The DPDK backend polls on the plan's dataplane cores: one lcore, and
+ * one RX queue, per dataplane thread of the placement plan.
+ */
+static int plan_lcores(struct dp_dataplane *dp, const struct slm_config *cfg,
+		       struct dp_backend_config *bc, struct slm_error *err)
+{
+	int rc = slm_topo_open(slm_cfg_str(cfg, SLM_CFG_NUMA_TOPOLOGY),
+			       &dp->topo, err);
+	if (rc)
+		return rc;
+	struct slm_plan_params pp;
+	slm_plan_params_from_config(&pp, cfg);
+	rc = slm_plan_create(slm_topo_info(dp->topo), &pp, &dp->plan, err);
+	if (rc)
+		return rc;
+	unsigned n = (unsigned)dp->plan->n_dataplane;
+	if (bc->n_queues != 1 && bc->n_queues != n)
+		return slm_error_set(err, SLM_ECONFIG,
+				     "dataplane.rx_threads = %u, but the "
+				     "plan has %u dataplane core%s: with "
+				     "dataplane.kind = dpdk set "
+				     "numa.dataplane_cores = %u (one lcore "
+				     "and RX queue each)",
+				     bc->n_queues, n, n == 1 ? "" : "s",
+				     bc->n_queues);
+	bc->n_queues = n;
+	bc->topo = dp->topo;
+	bc->plan = dp->plan;
+	return 0;
 }
 
 static void params_from_config(const struct slm_config *cfg,
@@ -104,7 +144,13 @@ int dp_dataplane_start(const struct slm_config *cfg,
 		.rx_buffers = (uint32_t)slm_cfg_int(cfg, SLM_CFG_DP_RX_BUFFERS),
 		.socket_buffer = slm_cfg_size(cfg, SLM_CFG_DP_SOCKET_BUFFER),
 		.stop_timeout_ms = STOP_TIMEOUT_MS,
+		.config = cfg,
 	};
+	if (ops == &dp_dpdk_ops) {
+		rc = plan_lcores(dp, cfg, &bc, err);
+		if (rc)
+			goto fail;
+	}
 	rc = ops->open(&bc, &dp->be, err);
 	if (rc)
 		goto fail;
@@ -133,10 +179,14 @@ int dp_dataplane_start(const struct slm_config *cfg,
 		goto fail;
 	dp->started = true;
 	ops->local_url(dp->be, dp->url, sizeof(dp->url));
+	char mode[300] = "-";
+	if (ops == &dp_uring_ops)
+		snprintf(mode, sizeof(mode), "%s", dp_uring_mode(dp->be));
+	else if (ops->describe)
+		ops->describe(dp->be, mode, sizeof(mode));
 	snprintf(dp->desc, sizeof(dp->desc),
-		 "%s (%s), %u rx thread%s, spin %u us%s%s", ops->name,
-		 ops == &dp_uring_ops ? dp_uring_mode(dp->be) : "-", dp->n,
-		 dp->n == 1 ? "" : "s", bc.spin_us,
+		 "%s (%s), %u rx thread%s, spin %u us%s%s", ops->name, mode,
+		 dp->n, dp->n == 1 ? "" : "s", bc.spin_us,
 		 dp->keys ? ", MACs required" : "",
 		 dp->acl ? ", allowlist" : "");
 	*out = dp;
@@ -171,6 +221,10 @@ void dp_dataplane_stop(struct dp_dataplane *dp)
 	}
 	if (dp->be)
 		dp->ops->close(dp->be);
+	slm_plan_destroy(dp->plan);
+	slm_topo_close(dp->topo);
+	dp->plan = NULL;
+	dp->topo = NULL;
 	if (leak)
 		return;
 	dp_keys_destroy(dp->keys);
@@ -210,4 +264,38 @@ void dp_dataplane_counters(const struct dp_dataplane *dp,
 		dp_counters_read(&snap, dp_session_counters(dp->sess[i]));
 		dp_counters_add(sum, &snap);
 	}
+}
+
+cJSON *dp_dataplane_stats_json(const struct dp_dataplane *dp)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "kind", dp->ops->name);
+	cJSON_AddStringToObject(o, "url", dp->url);
+	cJSON_AddStringToObject(o, "describe", dp->desc);
+	struct dp_counters sum;
+	dp_dataplane_counters(dp, &sum);
+	cJSON *c = cJSON_AddObjectToObject(o, "counters");
+	const uint64_t *v = (const uint64_t *)&sum;
+	for (unsigned i = 0; c && i < DP_COUNTERS_N; i++)
+		cJSON_AddNumberToObject(c, dp_counter_name(i), (double)v[i]);
+	cJSON *threads = cJSON_AddArrayToObject(o, "threads");
+	for (unsigned t = 0; threads && t < dp->n; t++) {
+		cJSON *th = cJSON_CreateObject();
+		if (!th)
+			break;
+		cJSON_AddItemToArray(threads, th);
+		struct dp_counters snap;
+		dp_counters_read(&snap, dp_session_counters(dp->sess[t]));
+		cJSON *tc = cJSON_AddObjectToObject(th, "counters");
+		const uint64_t *sv = (const uint64_t *)&snap;
+		for (unsigned i = 0; tc && i < DP_COUNTERS_N; i++)
+			if (sv[i])
+				cJSON_AddNumberToObject(tc, dp_counter_name(i),
+							(double)sv[i]);
+	}
+	if (dp->ops->stats_json)
+		dp->ops->stats_json(dp->be, o);
+	return o;
 }

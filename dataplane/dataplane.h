@@ -51,4 +51,19 @@ const char *dp_dataplane_describe(const struct dp_dataplane *dp);
 void dp_dataplane_counters(const struct dp_dataplane *dp,
 			   struct dp_counters *sum);
 
+/*
+ * Everything the dataplane counts, as a new cJSON object (the caller
+ * frees it with cJSON_Delete; NULL when out of memory), for ctl:
+ *   {"kind": "uring"|"dpdk", "url": "...", "describe": "...",
+ *    "counters": {NAME: N, ...}        every counter of counters.h, summed
+ *    "threads": [{"counters": {NAME: N, ...}}]   per thread, non-zero ones
+ *    "dpdk": {...}}      with the DPDK backend: EAL, lcores and links
+ *                        with DPDK's stats and xstats (dataplane/
+ *                        dpdk_stats.c documents the fields)
+ * Any thread, while the dataplane runs; each number is exact, the set is
+ * not one instant's.
+ */
+struct cJSON;
+struct cJSON *dp_dataplane_stats_json(const struct dp_dataplane *dp);
+
 #endif

@@ -2,6 +2,7 @@
 # Write the feature header (slm_features.h) on stdout: every build-time probe
 # in one place so no source file needs #if around a probe of its own.
 set -eu
+libdir=${1:-/usr/local/lib}
 
 probe_pkg() { pkg-config --exists "$1" 2>/dev/null && echo 1 || echo 0; }
 
@@ -11,5 +12,7 @@ cat <<HDR
 #define SLM_FEATURES_H
 #define HAVE_DPDK $(probe_pkg libdpdk)
 #define HAVE_MICROHTTPD $(probe_pkg libmicrohttpd)
+/* Where make install puts the client library (its plugins in slmclient/). */
+#define SLM_LIBDIR "$libdir"
 #endif
 HDR

@@ -91,6 +91,12 @@ for so in "$build"/lib/libslmclient.so*; do
 	[ "$soname" = libslmclient.so ] || ln -sf "$soname" "$lib/libslmclient.so"
 	have_lib=1
 done
+# The memif transport plugin (built when DPDK is present), found by the
+# library in slmclient/ beside it.
+if [ -e "$build/lib/slmclient/libslmclient-memif.so" ]; then
+	install -d "$lib/slmclient"
+	install -m 0644 "$build/lib/slmclient/libslmclient-memif.so" "$lib/slmclient/"
+fi
 for pc in "$build"/lib/pkgconfig/*.pc; do
 	[ -f "$pc" ] || continue
 	install -d "$lib/pkgconfig"

@@ -1,8 +1,9 @@
 /*
  * slm/client.h: libslmclient, the C client of slmd's UDP RPC.
  *
- * A connection (struct slm_client) is a UDP socket to one server and the
- * state of the requests in flight on it.  A generate request is sent in
+ * A connection (struct slm_client) is a UDP socket to one server (or a
+ * memif link to a local one) and the state of the requests in flight on
+ * it.  A generate request is sent in
  * fragments when it is large, retransmitted until the server acknowledges
  * it, and answered by a stream of numbered token datagrams that the
  * library puts back in order, asking the server for any that went
@@ -90,9 +91,16 @@ struct slm_client;
 
 /*
  * Open a connection to "udp://HOST:PORT" (an IPv6 address in brackets:
- * "udp://[::1]:7070"; PORT defaults to 7070).  Nothing is sent yet.  o
- * may be NULL (defaults).  On error *out is NULL; err_msg (may be NULL)
- * receives a message of up to 256 bytes.
+ * "udp://[::1]:7070"; PORT defaults to 7070), or to a slmd on the same
+ * machine over shared memory: "memif:///PATH/TO/SOCKET" (slmd's
+ * dpdk.memif_socket; "?port=N" if its UDP port is not 7070).  A memif
+ * connection runs DPDK inside this process: the first one starts a small
+ * EAL instance (about 0.1-0.2 s, no huge pages, kept until exit) from the
+ * libslmclient-memif.so plugin, loaded only then; the process must not
+ * fork and keep using it, and should not use DPDK itself
+ * (docs/operations.md).  Nothing is sent yet on udp://; memif:// asks
+ * slmd's address with ARP.  o may be NULL (defaults).  On error *out is
+ * NULL; err_msg (may be NULL) receives a message of up to 256 bytes.
  */
 SLM_CLIENT_API int slm_client_open(const char *url,
 				   const struct slm_client_opts *o,
@@ -104,7 +112,9 @@ SLM_CLIENT_API int slm_client_open(const char *url,
 SLM_CLIENT_API void slm_client_close(struct slm_client *c);
 
 /* The socket, to wait for readability in an event loop, then call
- * slm_client_poll(c, 0). */
+ * slm_client_poll(c, 0).  -1 for a memif:// connection, which has no
+ * descriptor: poll it with slm_client_poll (it busy-polls its ring for
+ * 200 us, then naps of up to 500 us). */
 SLM_CLIENT_API int slm_client_fd(const struct slm_client *c);
 
 enum slm_client_input {

@@ -60,7 +60,7 @@ grep -q "^ExecStart=/usr/sbin/slmd -c /etc/slmd/slmd.conf$" "$dest$unitdir/slmd.
 
 # Nothing beyond the list: no test or bench program leaks into the tree.
 extra=$(cd "$dest" && find . -type f -o -type l | sed 's|^\.||' | grep -vE \
-	"^(/usr/(s?bin/(slmd|slmctl|slm)|share/(man|doc/slmd|slmd/vocab)/.*|include/slm/.*|lib/(libslmclient\.(a|so(\.[0-9]+)*)|pkgconfig/.*\.pc))|/etc/slmd/slmd\.conf|$unitdir/slmd(-dpdk)?\.service|$sysusersdir/slmd\.conf|$tmpfilesdir/slmd\.conf)$" || true)
+	"^(/usr/(s?bin/(slmd|slmctl|slm)|share/(man|doc/slmd|slmd/vocab)/.*|include/slm/.*|lib/(libslmclient\.(a|so(\.[0-9]+)*)|slmclient/libslmclient-memif\.so|pkgconfig/.*\.pc))|/etc/slmd/slmd\.conf|$unitdir/slmd(-dpdk)?\.service|$sysusersdir/slmd\.conf|$tmpfilesdir/slmd\.conf)$" || true)
 [ -z "$extra" ] && ok "no file beyond the expected ones" || fail "unexpected files: $extra"
 
 # ---- vocabularies -----------------------------------------------------------

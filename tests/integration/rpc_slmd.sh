@@ -95,7 +95,7 @@ fi
 
 # Each slmd below has a control socket of its own (a second slmd on the
 # same socket would be refused for that, not for the address).
-expect_fail "dataplane.kind=dpdk without a DPDK dataplane" "dataplane.kind = dpdk" -- \
+expect_fail "dataplane.kind=dpdk with neither a port nor memif" "needs dpdk.port" -- \
 	"$BIN/slmd" --set dataplane.kind=dpdk --set dataplane.listen=udp://127.0.0.1:0 \
 	--set "ctl.socket=$TMP/ctl.dpdk.sock"
 expect_fail "a listen address in use" "bind" "Address already in use" -- \
