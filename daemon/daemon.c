@@ -244,6 +244,8 @@ static void health_start(struct slmd *d)
 	d->health_stop = false;
 	d->health_running =
 		pthread_create(&d->health_thread, NULL, health_main, d) == 0;
+	if (d->health_running)
+		pthread_setname_np(d->health_thread, "slm-health");
 	if (!d->health_running)
 		SLM_WARN("slmd", "cannot start the health thread: the watchdog "
 				 "will not be fed");

@@ -43,10 +43,13 @@ static int group_setup(struct serve_group *g, struct slm_error *err)
 	struct slm_serve *s = g->s;
 	const struct slm_hparams *hp = &s->model->hp;
 	bool pin = g->planned && g->n_threads <= g->n_cpus;
+	char name[16]; /* the plan's worker names: slm-g0w1, slm-g0w2... */
+	snprintf(name, sizeof(name), "slm-g%dw", g->index);
 	struct slm_threadpool_params tp = {
 		.n_threads = g->n_threads,
 		.cpus = pin ? g->cpus : NULL,
 		.spin_ns = s->spin_ns,
+		.name = name,
 	};
 	g->pool = slm_threadpool_create(&tp, err);
 	if (!g->pool)

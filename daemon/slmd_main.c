@@ -21,6 +21,10 @@
 #include "daemon/serve_daemon.h"
 #include "daemon/testhook.h"
 #include "dataplane/dataplane.h"
+#include "numa/cpulist.h"
+#include "numa/pin.h"
+#include "numa/placement.h"
+#include "numa/topology.h"
 
 static void usage(FILE *out)
 {
@@ -208,6 +212,55 @@ static void systemd_detach(struct systemd_parts *p)
 	slmd_notify_destroy(p->notify);
 }
 
+/*
+ * Housekeeping threads (this main thread, which loads the model, the
+ * health thread, the control thread, the weights' background helpers)
+ * inherit this thread's CPUs: pin it to the plan's control CPU and the
+ * CPUs no busy thread uses, so none of them lands on a worker's or the
+ * dataplane's core.  Workers and dataplane threads pin themselves.  A
+ * placement the config makes impossible is left to the serving core,
+ * which refuses it with the reason.
+ */
+static void pin_to_plan(const struct slm_topo *topo,
+			const struct slm_plan *plan)
+{
+	int *cpus = calloc(1 + (size_t)plan->n_idle, sizeof(*cpus));
+	if (!cpus)
+		return;
+	int n = 0;
+	cpus[n++] = plan->ctl_cpu;
+	for (int i = 0; i < plan->n_idle; i++)
+		if (plan->idle_cpus[i] != plan->ctl_cpu)
+			cpus[n++] = plan->idle_cpus[i];
+	char list[256];
+	slm_cpulist_format(cpus, n, list, sizeof(list));
+	struct slm_error err = {0};
+	if (slm_pin_self(topo, cpus, n, &err))
+		SLM_WARN("numa", "housekeeping threads not pinned: %s",
+			 err.msg);
+	else
+		SLM_INFO("numa", "housekeeping threads on CPU %s", list);
+	free(cpus);
+}
+
+static void pin_housekeeping(const struct slm_config *cfg)
+{
+	struct slm_topo *topo = NULL;
+	struct slm_plan *plan = NULL;
+	struct slm_error err = {0};
+	struct slm_plan_params pp;
+	slm_plan_params_from_config(&pp, cfg);
+	if (slm_topo_open(slm_cfg_str(cfg, SLM_CFG_NUMA_TOPOLOGY), &topo,
+			  &err) ||
+	    slm_plan_create(slm_topo_info(topo), &pp, &plan, &err))
+		goto out;
+	if (plan->this_system && plan->ctl_cpu >= 0)
+		pin_to_plan(topo, plan);
+out:
+	slm_plan_destroy(plan);
+	slm_topo_close(topo);
+}
+
 int main(int argc, char **argv)
 {
 	struct slm_config_args args = {0};
@@ -236,6 +289,8 @@ int main(int argc, char **argv)
 		return rc ? 1 : 0;
 	}
 
+	slm_topo_remember_affinity();
+	pin_housekeeping(cfg);
 	struct slmd *d = slmd_create(cfg, &args);
 	if (!d)
 		slm_cli_die("slmd", "out of memory");

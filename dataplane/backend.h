@@ -49,9 +49,10 @@ struct dp_backend_config {
 	uint32_t stop_timeout_ms; /* wait for DONE events when stopping */
 	/* The whole configuration, for a backend's own section ([dpdk]). */
 	const struct slm_config *config;
-	/* Where queue threads run: queue i on the plan's dataplane thread i
-	 * (n_queues == plan->n_dataplane).  NULL: not pinned.  The topology
-	 * pins them when it is this machine's. */
+	/* Where queue threads run: queue i on the plan's dataplane thread
+	 * i mod plan->n_dataplane (DPDK: n_queues == plan->n_dataplane).
+	 * NULL: not pinned.  Pinned only when the topology is this
+	 * machine's. */
 	const struct slm_topo *topo;
 	const struct slm_plan *plan;
 };

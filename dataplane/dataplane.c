@@ -43,11 +43,14 @@ static const struct dp_backend_ops *backend_by_kind(const char *kind)
 }
 
 /*
- * The DPDK backend polls on the plan's dataplane cores: one lcore, and
- * one RX queue, per dataplane thread of the placement plan.
+ * Dataplane threads run on the placement plan's dataplane cores.  The
+ * DPDK backend polls there with one lcore, and one RX queue, per
+ * dataplane thread of the plan; io_uring threads are spread over those
+ * cores (thread i on dataplane core i mod their count).
  */
-static int plan_lcores(struct dp_dataplane *dp, const struct slm_config *cfg,
-		       struct dp_backend_config *bc, struct slm_error *err)
+static int plan_threads(struct dp_dataplane *dp, const struct slm_config *cfg,
+			bool one_per_core, struct dp_backend_config *bc,
+			struct slm_error *err)
 {
 	int rc = slm_topo_open(slm_cfg_str(cfg, SLM_CFG_NUMA_TOPOLOGY),
 			       &dp->topo, err);
@@ -58,7 +61,11 @@ static int plan_lcores(struct dp_dataplane *dp, const struct slm_config *cfg,
 	rc = slm_plan_create(slm_topo_info(dp->topo), &pp, &dp->plan, err);
 	if (rc)
 		return rc;
+	bc->topo = dp->topo;
+	bc->plan = dp->plan;
 	unsigned n = (unsigned)dp->plan->n_dataplane;
+	if (!one_per_core)
+		return 0;
 	if (bc->n_queues != 1 && bc->n_queues != n)
 		return slm_error_set(err, SLM_ECONFIG,
 				     "dataplane.rx_threads = %u, but the "
@@ -69,8 +76,6 @@ static int plan_lcores(struct dp_dataplane *dp, const struct slm_config *cfg,
 				     bc->n_queues, n, n == 1 ? "" : "s",
 				     bc->n_queues);
 	bc->n_queues = n;
-	bc->topo = dp->topo;
-	bc->plan = dp->plan;
 	return 0;
 }
 
@@ -146,11 +151,9 @@ int dp_dataplane_start(const struct slm_config *cfg,
 		.stop_timeout_ms = STOP_TIMEOUT_MS,
 		.config = cfg,
 	};
-	if (ops == &dp_dpdk_ops) {
-		rc = plan_lcores(dp, cfg, &bc, err);
-		if (rc)
-			goto fail;
-	}
+	rc = plan_threads(dp, cfg, ops == &dp_dpdk_ops, &bc, err);
+	if (rc)
+		goto fail;
 	rc = ops->open(&bc, &dp->be, err);
 	if (rc)
 		goto fail;

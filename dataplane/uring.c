@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "dataplane/peer.h"
+#include "numa/pin.h"
 
 #define RX_BUF_SIZE 2048 /* recvmsg_out + name + the largest datagram */
 #define TX_SLOTS 2048
@@ -423,16 +424,38 @@ static unsigned reap(struct uq *q, uint64_t now)
 	return n;
 }
 
+/*
+ * Name the thread as the plan does and pin it to its dataplane core
+ * before the ring and buffers are made, so their memory is the core's
+ * node's.  Returns 0 or SLM_E* with setup_msg set.
+ */
+static int queue_place(struct uq *q)
+{
+	const struct slm_plan *plan = q->be->cfg.plan;
+	const struct slm_topo *topo = q->be->cfg.topo;
+	char name[16];
+	snprintf(name, sizeof(name), "slm-dp%u", q->index);
+	pthread_setname_np(pthread_self(), name);
+	if (!plan || !topo || plan->n_dataplane < 1 ||
+	    !slm_topo_info(topo)->this_system)
+		return 0;
+	int cpu = plan->dataplane_cpus[q->index % (unsigned)plan->n_dataplane];
+	struct slm_error err = {0};
+	int rc = slm_pin_self(topo, &cpu, 1, &err);
+	if (rc)
+		snprintf(q->setup_msg, sizeof(q->setup_msg), "%.200s", err.msg);
+	return rc;
+}
+
 static void *uq_main(void *arg)
 {
 	struct uq *q = arg;
-	q->setup_rc = queue_setup(q);
+	q->setup_rc = queue_place(q);
+	if (!q->setup_rc)
+		q->setup_rc = queue_setup(q);
 	sem_post(&q->setup_done);
 	if (q->setup_rc)
 		return NULL;
-	char name[16];
-	snprintf(name, sizeof(name), "slmd-dp%u", q->index);
-	pthread_setname_np(pthread_self(), name);
 
 	/*
 	 * Adaptive spinning.  budget is how long to poll after the last work

@@ -213,7 +213,8 @@ slm_threadpool_create(const struct slm_threadpool_params *params,
 			break;
 		}
 		char name[16];
-		snprintf(name, sizeof(name), "slm-pool-%d", i);
+		snprintf(name, sizeof(name), "%.11s%d",
+			 params->name ? params->name : "slm-pool-", i);
 		pthread_setname_np(w->thread, name);
 		started++;
 	}

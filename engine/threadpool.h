@@ -37,6 +37,8 @@ struct slm_threadpool_params {
 	const int *cpus;  /* n_threads CPU ids (cpus[0]: the caller), or
 			    NULL for no pinning */
 	bool pin_caller;  /* also pin the calling thread to cpus[0] */
+	const char *name; /* threads are named NAME1, NAME2... (at most 15
+			     characters in all); NULL: "slm-pool-" */
 	uint64_t spin_ns; /* spin this long before sleeping; 0 = default */
 };
 

@@ -3,6 +3,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <hwloc.h>
+#include <hwloc/glibc-sched.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -141,8 +144,27 @@ static int choose_source(struct slm_topo *topo, const char *spec,
 	return 0;
 }
 
+static cpu_set_t remembered_affinity;
+static bool affinity_remembered;
+
+void slm_topo_remember_affinity(void)
+{
+	affinity_remembered = sched_getaffinity(0, sizeof(remembered_affinity),
+						&remembered_affinity) == 0;
+}
+
+static int affinity_of_process(struct slm_topo *topo, hwloc_bitmap_t mine)
+{
+	if (affinity_remembered)
+		return hwloc_cpuset_from_glibc_sched_affinity(
+			topo->hw, mine, &remembered_affinity,
+			sizeof(remembered_affinity));
+	return hwloc_get_cpubind(topo->hw, mine, HWLOC_CPUBIND_THREAD);
+}
+
 /*
- * On this machine, keep only the CPUs the calling thread may run on:
+ * On this machine, keep only the CPUs the process may run on (the
+ * calling thread's affinity, or the one slm_topo_remember_affinity saw):
  * hwloc already drops CPUs outside the cgroup cpuset; this honours the
  * affinity mask too (systemd CPUAffinity=, taskset).
  */
@@ -152,7 +174,7 @@ static int restrict_to_affinity(struct slm_topo *topo, struct slm_error *err)
 	if (!mine)
 		return SLM_ENOMEM;
 	int rc = 0;
-	if (hwloc_get_cpubind(topo->hw, mine, HWLOC_CPUBIND_THREAD)) {
+	if (affinity_of_process(topo, mine)) {
 		rc = slm_error_errno(err, SLM_ESYS, errno,
 				     "reading the CPU affinity of slmd");
 		goto out;

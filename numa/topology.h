@@ -80,6 +80,16 @@ struct slm_topo;
 struct hwloc_topology;
 
 /*
+ * Remember the calling thread's CPU affinity as the CPUs this process
+ * may use.  Without it, slm_topo_open restricts this machine's topology
+ * to the affinity of the thread that calls it; a program that pins its
+ * own threads narrower afterwards (slmd pins its main thread to the
+ * control CPU) calls this first so later opens still see every CPU it
+ * was given.  Call once, before other threads start.
+ */
+void slm_topo_remember_affinity(void);
+
+/*
  * Discover or load a topology from `spec` (see above; NULL = "").  Every
  * CPU of the description belongs to exactly one core and every core to
  * one node; a topology without PUs or NUMA nodes is refused.  On error
