@@ -6,10 +6,13 @@
 #
 #   BENCH_PINGS     round trips per ping row (default 20000)
 #   BENCH_SECONDS   seconds per request-rate run (default 10)
+#   BENCH_MODEL     model of the generate runs (default: golden llama-s Q8_0)
 set -eu
 BUILD=${SLM_BUILD:-build}
 BIN=$BUILD/bin
 N=${BENCH_PINGS:-20000}
+# The model generate requests run on: a golden file the build makes.
+MODEL=${BENCH_MODEL:-${SLM_TESTDATA:-$BUILD/testdata}/models/llama-s-Q8_0.gguf}
 SECS=${BENCH_SECONDS:-10}
 TMP=$(mktemp -d)
 SLMD_PID=
@@ -91,7 +94,7 @@ echo "Idle CPU of slmd over 2 s: spin_us=0: $((idle0 * 1000 / hz / 2)) ms/s;" \
 	"sleep): $((idle1 * 1000 / hz / 2)) ms/s."
 
 echo
-echo "### Request rate ($SECS s each; without a model every generate is answered ESTATE: the dataplane's request path)"
+echo "### Request rate ($SECS s each; 1-token generates of 4-token prompts on the golden llama-s Q8_0)"
 echo
 echo "| slmd | client | run | requests/s | errors | retransmits | reply p50 us | reply p99 us | reply p999 us |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -99,20 +102,34 @@ rate_row() { # rate_row SLMD-LABEL CLIENT-SPIN RUN...
 	label=$1 cspin=$2
 	shift 2
 	# shellcheck disable=SC2068
-	"$BIN/slm" bench-rpc -s "$URL" $@ --duration "$SECS" --spin-us "$cspin" --json >"$TMP/b.json"
+	"$BIN/slm" bench-rpc -s "$URL" $@ --prompt-len 4 --max-tokens 1 --duration "$SECS" \
+		--spin-us "$cspin" --json >"$TMP/b.json"
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); r=d["reply_us"]; print("| %s | %s | %s | %.0f | %d (%s) | %d | %.1f | %.1f | %.1f |" % (sys.argv[2], sys.argv[3], sys.argv[4], d["rps"], d["errors"], ",".join("%s %d" % kv for kv in d["errors_by_code"].items()), d["retransmits"], r["p50"], r["p99"], r["p999"]))' \
 		"$TMP/b.json" "$label" "$([ "$cspin" = 0 ] && echo sleeps || echo spins)" "$*"
 }
-slmd_start --set dataplane.spin_us=1000000
+slmd_start --set dataplane.spin_us=1000000 --set "model.path=$MODEL"
 rate_row spinning 0 --rate 10000
 rate_row spinning 1 --rate 10000
 rate_row spinning 0 --rate 50000
 rate_row spinning 0 --concurrency 64
 slmd_stop
 grep 'dataplane: counters' "$TMP/slmd.log" | sed 's/.*counters: /slmd counters: /'
-slmd_start --set dataplane.spin_us=50
+slmd_start --set dataplane.spin_us=50 --set "model.path=$MODEL"
 rate_row "spin_us=50" 1 --rate 10000
 rate_row "spin_us=50" 0 --concurrency 64
 slmd_stop
 echo
-echo "Generate latency (1-token generate of a 4-token prompt) needs the serving core: pending."
+echo "### Generate latency (1-token generate of a 4-token prompt, closed loop, one at a time, $SECS s)"
+echo
+echo "| slmd | client | requests | TTFT p50 us | p99 | p999 | total p50 us | p99 | p999 |"
+echo "|---|---|---|---|---|---|---|---|---|"
+latency_row() { # latency_row SLMD-LABEL CLIENT-SPIN
+	"$BIN/slm" bench-rpc -s "$URL" --concurrency 1 --prompt-len 4 --max-tokens 1 \
+		--duration "$SECS" --spin-us "$2" --json >"$TMP/l.json"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d["ttft_us"]; a=d["total_us"]; print("| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |" % (sys.argv[2], sys.argv[3], d["requests"], t["p50"], t["p99"], t["p999"], a["p50"], a["p99"], a["p999"]))' \
+		"$TMP/l.json" "$1" "$([ "$2" = 0 ] && echo sleeps || echo spins)"
+}
+slmd_start --set "model.path=$MODEL"
+latency_row "defaults (spin_us=50)" 1
+latency_row "defaults (spin_us=50)" 0
+slmd_stop

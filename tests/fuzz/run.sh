@@ -8,7 +8,7 @@ shift
 [ $# -gt 0 ] || { echo "fuzz: no harnesses yet"; exit 0; }
 out=build-fuzz
 mkdir -p "$out"
-cflags="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -Iinclude -I$out/gen $(pkg-config --cflags libcjson)"
+cflags="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -I. -Iinclude -I$out/gen $(pkg-config --cflags libcjson)"
 mkdir -p "$out/gen"
 ./tools/features.sh >"$out/gen/slm_features.h"
 status=0

@@ -4,9 +4,7 @@
 # link, a full house refused at once, bad URLs, a stale socket after a
 # crash, and a clean stop that leaves nothing behind.
 #
-# PENDING ON THE SERVING CORE: generate over memif.  While slmd answers
-# "no model loaded" this checks that refusal; once it serves, greedy
-# generate over memif must give llama.cpp's continuation.
+# Greedy generate over memif must give llama.cpp's continuation.
 . tests/lib.sh
 . tests/rpc_lib.sh
 . tests/dpdk_lib.sh
@@ -80,9 +78,7 @@ PY
 		ok "greedy generate over memif gives llama.cpp's $n tokens" ||
 		fail "generate over memif differs from the golden continuation"
 else
-	grep -q 'no model loaded' "$TMP/probe" && ok "generate over memif refused: no model loaded" ||
-		fail "generate over memif: $(cat "$TMP/probe")"
-	echo "pending: greedy generate over memif runs once slmd has its serving core"
+	fail "slmd does not serve generate over memif: $(cat "$TMP/probe")"
 fi
 
 # Three clients at once take the three links; a fourth is refused at once.

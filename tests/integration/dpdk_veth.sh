@@ -4,10 +4,8 @@
 # start, RX interrupts (net_tap), the errors of a bad setup, and a clean
 # stop with the port's and lcores' figures.
 #
-# PENDING ON THE SERVING CORE: generate over DPDK.  While slmd answers
-# generate with "no model loaded" this checks that refusal; once it
-# serves, it checks greedy generate through the DPDK path against
-# llama.cpp's continuation (golden data) and concurrent generates.
+# It checks greedy generate through the DPDK path against llama.cpp's
+# continuation (golden data) and concurrent generates.
 . tests/lib.sh
 . tests/rpc_lib.sh
 . tests/dpdk_lib.sh
@@ -46,7 +44,7 @@ else
 	fail "slm server-info: $(cat "$TMP/info.json")"
 fi
 
-# Generate: refused until the serving core is in slmd; then checked.
+# Generate: greedy and concurrent, against the golden continuation.
 if serving_core_present "$SLMD_URL" in_cli; then
 	if [ ! -f "$MODEL" ]; then
 		fail "slmd serves generate but the golden model $MODEL is missing"
@@ -86,12 +84,7 @@ PY
 			fail "concurrent generates over DPDK: $bad wrong"
 	fi
 else
-	if grep -q 'no model loaded' "$TMP/probe" && grep -q ESTATE "$TMP/probe"; then
-		ok "generate over DPDK refused: no model loaded (ESTATE)"
-	else
-		fail "generate over DPDK: $(cat "$TMP/probe")"
-	fi
-	echo "pending: greedy and concurrent generate over DPDK run once slmd has its serving core"
+	fail "slmd does not serve generate over DPDK: $(cat "$TMP/probe")"
 fi
 
 # Many clients at once, each with its own socket (port).

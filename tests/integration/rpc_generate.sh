@@ -1,8 +1,4 @@
-# PENDING ON THE SERVING CORE.  Generate through slmd end to end, with a
-# real model: it skips, saying so, while slmd answers generate with "no
-# model loaded" (the serving core is not wired into slmd yet).
-#
-# With a model it checks, on the golden llama-s-F32 model:
+# Generate through slmd end to end, on the golden llama-s-F32 model:
 #  - greedy generate through slmd (token-id and text prompts) gives
 #    llama.cpp's 48-token continuations from tests/data/golden/greedy.jsonl;
 #  - generate through slmd equals `slm run` for the same model, prompt and
@@ -20,7 +16,7 @@
 . tests/rpc_lib.sh
 
 MODEL=${SLM_TESTDATA:-build/testdata}/models/llama-s-F32.gguf
-[ -f "$MODEL" ] || skip "pending: the golden model $MODEL is not generated yet"
+[ -f "$MODEL" ] || { fail "the golden model $MODEL is missing (make testdata)"; finish; }
 # A long context (the model is fine past its training length) keeps the
 # "--max-tokens 100000" requests below running for many seconds, long
 # enough to be cancelled or abandoned rather than finished.
@@ -28,7 +24,8 @@ start_slmd gen --set "model.path=$MODEL" --set dataplane.abandon_ms=2500 \
 	--set engine.ctx=32768 || exit 1
 "$BIN/slm" generate -s "$SLMD_URL" --max-tokens 1 hi >"$TMP/probe" 2>&1
 if grep -q 'no model loaded' "$TMP/probe"; then
-	skip "pending: slmd does not serve generate yet (serving core not wired into slmd)"
+	fail "slmd does not serve generate: $(cat "$TMP/probe")"
+	finish
 fi
 nreq=1
 
