@@ -11,9 +11,10 @@ DEB_VERSION=$(sed -n 's/^#define SLM_VERSION "\(.*\)"/\1/p' common/version.h)
 deb_ready() {
 	local deb=$BUILD/deb/slmd_${DEB_VERSION}_amd64.deb newer=
 	if [ -f "$deb" ]; then
-		newer=$(find debian configs man tools/install.sh tools/build-deb.sh -type f \
+		# Paths first: find takes none after an expression.
+		newer=$(find debian configs man tools/install.sh tools/build-deb.sh \
 			tests/data/vocab "$BIN/slmd" "$BIN/slmctl" "$BIN/slm" \
-			-newer "$deb" -print -quit 2>/dev/null)
+			-type f -newer "$deb" -print -quit)
 	fi
 	if [ ! -f "$deb" ] || [ -n "$newer" ]; then
 		if ! make --no-print-directory deb BUILD="$BUILD" >"$TMP/deb.log" 2>&1; then
