@@ -74,23 +74,22 @@ static int group_json(struct serve_group *g, cJSON *o)
 	group_view(g, &v);
 	char cpus[256];
 	cpu_list(g->cpus, g->n_cpus, cpus, sizeof(cpus));
-	bool ok = add_num(o, "group", g->index) &&
-		  add_num(o, "node", g->node) &&
-		  cJSON_AddStringToObject(o, "cpu_list", cpus) &&
-		  add_num(o, "threads", g->n_threads) &&
-		  cJSON_AddStringToObject(o, "state", v.busy ? "busy" : "idle") &&
-		  add_num(o, "running", v.running) &&
-		  add_num(o, "queued", v.waiting) &&
-		  add_num(o, "kv_blocks_total", v.cache.blocks_total) &&
-		  add_num(o, "kv_blocks_used", v.cache.blocks_in_use) &&
-		  add_num(o, "kv_blocks_cached", v.cache.blocks_cached) &&
-		  add_num(o, "kv_blocks_free", v.cache.blocks_free) &&
-		  add_num(o, "prefix_lookups", (double)v.cache.lookups) &&
-		  add_num(o, "prefix_hit_tokens", (double)v.cache.hit_tokens) &&
-		  add_num(o, "prefix_miss_tokens",
-			  (double)v.cache.miss_tokens) &&
-		  add_num(o, "prefix_evictions", (double)v.cache.evictions) &&
-		  add_num(o, "preemptions", (double)v.c.preemptions);
+	bool ok =
+		add_num(o, "group", g->index) && add_num(o, "node", g->node) &&
+		cJSON_AddStringToObject(o, "cpu_list", cpus) &&
+		add_num(o, "threads", g->n_threads) &&
+		cJSON_AddStringToObject(o, "state", v.busy ? "busy" : "idle") &&
+		add_num(o, "running", v.running) &&
+		add_num(o, "queued", v.waiting) &&
+		add_num(o, "kv_blocks_total", v.cache.blocks_total) &&
+		add_num(o, "kv_blocks_used", v.cache.blocks_in_use) &&
+		add_num(o, "kv_blocks_cached", v.cache.blocks_cached) &&
+		add_num(o, "kv_blocks_free", v.cache.blocks_free) &&
+		add_num(o, "prefix_lookups", (double)v.cache.lookups) &&
+		add_num(o, "prefix_hit_tokens", (double)v.cache.hit_tokens) &&
+		add_num(o, "prefix_miss_tokens", (double)v.cache.miss_tokens) &&
+		add_num(o, "prefix_evictions", (double)v.cache.evictions) &&
+		add_num(o, "preemptions", (double)v.c.preemptions);
 	cJSON *arr = ok ? cJSON_AddArrayToObject(o, "cpus") : NULL;
 	for (int i = 0; arr && i < g->n_cpus; i++) {
 		cJSON *n = cJSON_CreateNumber(g->cpus[i]);
@@ -136,8 +135,8 @@ static int cache_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
 
 /* The plan the serving core runs: what slm topology prints for the same
  * settings and model, and the sizes it was planned with. */
-static int topology_cmd(void *ctx, const struct ctl_request *req,
-			cJSON *result, struct slm_error *err)
+static int topology_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
+			struct slm_error *err)
 {
 	struct slm_serve *s = ctx;
 	const struct slm_topo_info *topo = slm_topo_info(s->topo);
@@ -150,8 +149,18 @@ static int topology_cmd(void *ctx, const struct ctl_request *req,
 	char *json = rc ? NULL : slm_plan_json(s->plan, topo);
 	cJSON *plan = json ? cJSON_Parse(json) : NULL;
 	free(json);
+	/* the KV pool size it was planned with (serve.c's plan_groups), so
+	 * `slm topology --kv-bytes` can show the same plan */
+	struct slm_kv_params kp = {.n_layer = s->model->hp.n_layer,
+				   .n_head_kv = s->model->hp.n_head_kv,
+				   .head_dim = s->model->hp.head_dim,
+				   .block_tokens = s->block_tokens,
+				   .n_blocks = s->kv_blocks,
+				   .type = s->kv_type};
 	bool ok = plan && text &&
 		  cJSON_AddStringToObject(result, "source", "running") &&
+		  cJSON_AddNumberToObject(result, "kv_bytes_per_group",
+					  (double)slm_kv_pool_bytes(&kp)) &&
 		  cJSON_AddStringToObject(result, "note",
 					  "the plan slmd runs (placed when "
 					  "the model was loaded)") &&
@@ -188,12 +197,11 @@ static void collect(void *ctx, struct perf_snapshot *snap)
 		char gl[16];
 		snprintf(gl, sizeof(gl), "%d", i);
 		for (int k = 0; k < 5; k++)
-			perf_emit_counter(snap, "requests_finished_total",
-					  "requests finished, by finish reason",
-					  v.c.finished[k], "group", gl,
-					  "reason",
-					  slm_finish_name((enum slm_finish)k),
-					  PERF_END);
+			perf_emit_counter(
+				snap, "requests_finished_total",
+				"requests finished, by finish reason",
+				v.c.finished[k], "group", gl, "reason",
+				slm_finish_name((enum slm_finish)k), PERF_END);
 		perf_emit_counter(snap, "prefix_lookups_total",
 				  "prefix-cache lookups (admissions)",
 				  v.cache.lookups, "group", gl, PERF_END);
@@ -219,8 +227,9 @@ static void collect(void *ctx, struct perf_snapshot *snap)
 		perf_emit_gauge(snap, "requests_running",
 				"sequences admitted (holding KV)", v.running,
 				"group", gl, PERF_END);
-		perf_emit_gauge(snap, "kv_blocks_total", "KV blocks of the pool",
-				v.cache.blocks_total, "group", gl, PERF_END);
+		perf_emit_gauge(snap, "kv_blocks_total",
+				"KV blocks of the pool", v.cache.blocks_total,
+				"group", gl, PERF_END);
 		perf_emit_gauge(snap, "kv_blocks_used",
 				"KV blocks referenced by a sequence",
 				v.cache.blocks_in_use, "group", gl, PERF_END);
