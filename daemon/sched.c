@@ -91,6 +91,27 @@ static void perf_join(struct serve_group *g)
 
 /* ---- set-up --------------------------------------------------------------- */
 
+/* A pool worker of the group on the control socket: a row of its own in
+ * perf and top (CPU time, kernel state) as "g<group>.worker<ith>"; it
+ * keeps no counters (the leader counts the group's work). */
+static void pool_thread(void *ctx, int ith, bool start)
+{
+	struct serve_group *g = ctx;
+	if (!start) {
+		perf_thread_unregister(perf_self());
+		return;
+	}
+	struct perf_thread_params p = {
+		.role = "worker", .group = g->index, .index = ith};
+	struct perf_thread *pt;
+	struct slm_error err = {0};
+	if (perf_thread_register(&p, &pt, &err))
+		SLM_DEBUG("sched",
+			  "group %d: pool thread %d not on the "
+			  "control socket: %s",
+			  g->index, ith, err.msg);
+}
+
 static int group_setup(struct serve_group *g, struct slm_error *err)
 {
 	struct slm_serve *s = g->s;
@@ -100,6 +121,8 @@ static int group_setup(struct serve_group *g, struct slm_error *err)
 		.n_threads = g->n_threads,
 		.cpus = pin ? g->cpus : NULL,
 		.spin_ns = s->spin_ns,
+		.on_thread = pool_thread,
+		.on_thread_ctx = g,
 	};
 	g->pool = slm_threadpool_create(&tp, err);
 	if (!g->pool)

@@ -101,6 +101,10 @@ p = load("s1.perf")
 w = [t for t in p["threads"] if t["name"] == "g0.worker0"]
 assert w and w[0]["role"] == "worker" and w[0]["group"] == 0, p["threads"]
 assert w[0]["counters"]["requests_total"] == 4, w[0]["counters"]
+# every thread of the group has its row (the pool workers too)
+rows = [t for t in p["threads"] if t["role"] == "worker" and t["group"] == 0]
+assert len(rows) == load("s1.status")["groups"][0]["threads"], rows
+assert all(t["cpu_s"] is not None and t["tid"] > 0 for t in rows), rows
 for s in ("queue_wait", "prefill", "first_token"):
     assert stage(p, s) == 4, (s, stage(p, s))
 g = gens("a", "b", "c", "a2")
