@@ -67,6 +67,11 @@ int ctl_register_status(const char *name, ctl_status_fn fn,
 			void *ctx) SLM_MUST_CHECK;
 void ctl_unregister_status(const char *name);
 
+/* In a ctl_status_fn, before adding anything: make the section an array
+ * (one object per item, e.g. the worker groups) rather than an object.
+ * Items go in with cJSON_AddItemToArray. */
+void ctl_status_make_list(cJSON *section);
+
 /* ---- for handlers ------------------------------------------------------ */
 
 /*

@@ -174,6 +174,14 @@ int ctl_registry_status(cJSON *status)
 	return rc;
 }
 
+void ctl_status_make_list(cJSON *section)
+{
+	/* cJSON keeps an object's and an array's items alike (a child
+	 * list); an empty object becomes an empty array by its type. */
+	SLM_ASSERT(cJSON_IsObject(section) && !section->child);
+	section->type = cJSON_Array;
+}
+
 int ctl_registry_help(cJSON *list)
 {
 	pthread_rwlock_rdlock(&lock);

@@ -36,7 +36,81 @@
 #define PUBLISH_NS (50ull * 1000 * 1000)
 #define IDLE_WAIT_NS (1000ull * 1000 * 1000)
 
+/* ---- counters and stage times (ctl/perf.h) -------------------------------- */
+
+/* The leader's counters and stages: a few relaxed stores per token and per
+ * step, nothing shared with another writer. */
+static inline void count(struct serve_group *g, enum perf_counter c, uint64_t n)
+{
+	if (SLM_LIKELY(g->pt != NULL))
+		perf_count(g->pt, c, n);
+}
+
+static inline void stage_ns(struct serve_group *g, enum perf_stage st,
+			    uint64_t ns)
+{
+	if (SLM_LIKELY(g->pt != NULL))
+		perf_stage_ns(g->pt, st, ns);
+}
+
+static inline void activity(struct serve_group *g, enum perf_activity a)
+{
+	if (SLM_LIKELY(g->pt != NULL))
+		perf_set_activity(g->pt, a);
+}
+
+/* Register the leader as "g<group>.worker0" (it is thread 0 of the
+ * group's pool).  Without it the group serves on, uncounted. */
+static void perf_join(struct serve_group *g)
+{
+	struct perf_thread_params p = {
+		.role = "worker",
+		.group = g->index,
+		.index = 0,
+		.counters = PERF_MASK(PERF_C_REQUESTS) |
+			    PERF_MASK(PERF_C_REQUESTS_DONE) |
+			    PERF_MASK(PERF_C_PROMPT_TOKENS) |
+			    PERF_MASK(PERF_C_TOKENS_GENERATED) |
+			    PERF_MASK(PERF_C_PREFIX_HIT_TOKENS) |
+			    PERF_MASK(PERF_C_PREFIX_MISS_TOKENS),
+		.stages = PERF_MASK(PERF_STAGE_QUEUE_WAIT) |
+			  PERF_MASK(PERF_STAGE_PREFILL) |
+			  PERF_MASK(PERF_STAGE_FIRST_TOKEN) |
+			  PERF_MASK(PERF_STAGE_DECODE_STEP) |
+			  PERF_MASK(PERF_STAGE_DETOKENIZE),
+	};
+	struct slm_error err = {0};
+	if (perf_thread_register(&p, &g->pt, &err)) {
+		SLM_WARN("sched",
+			 "group %d: its counters are not on the control "
+			 "socket: %s",
+			 g->index, err.msg);
+		g->pt = NULL;
+	}
+}
+
 /* ---- set-up --------------------------------------------------------------- */
+
+/* A pool worker of the group on the control socket: a row of its own in
+ * perf and top (CPU time, kernel state) as "g<group>.worker<ith>"; it
+ * keeps no counters (the leader counts the group's work). */
+static void pool_thread(void *ctx, int ith, bool start)
+{
+	struct serve_group *g = ctx;
+	if (!start) {
+		perf_thread_unregister(perf_self());
+		return;
+	}
+	struct perf_thread_params p = {
+		.role = "worker", .group = g->index, .index = ith};
+	struct perf_thread *pt;
+	struct slm_error err = {0};
+	if (perf_thread_register(&p, &pt, &err))
+		SLM_DEBUG("sched",
+			  "group %d: pool thread %d not on the "
+			  "control socket: %s",
+			  g->index, ith, err.msg);
+}
 
 static int group_setup(struct serve_group *g, struct slm_error *err)
 {
@@ -50,6 +124,8 @@ static int group_setup(struct serve_group *g, struct slm_error *err)
 		.cpus = pin ? g->cpus : NULL,
 		.spin_ns = s->spin_ns,
 		.name = name,
+		.on_thread = pool_thread,
+		.on_thread_ctx = g,
 	};
 	g->pool = slm_threadpool_create(&tp, err);
 	if (!g->pool)
@@ -196,6 +272,7 @@ static void finish(struct serve_group *g, struct serve_req *r,
 		r->seq_init = false;
 	}
 	g->c.finished[how]++;
+	count(g, PERF_C_REQUESTS_DONE, 1);
 	g->c.prompt_tokens += r->n_prompt;
 	g->c.cached_tokens += r->n_cached;
 	slm_serve_map_remove(s, r);
@@ -317,6 +394,9 @@ static bool admit_one(struct serve_group *g, struct serve_req *r)
 	if (!r->admitted_once) {
 		r->admitted_once = true;
 		r->t_admit = slm_now_ns();
+		stage_ns(g, PERF_STAGE_QUEUE_WAIT, r->t_admit - r->t_submit);
+		count(g, PERF_C_PREFIX_HIT_TOKENS, r->n_cached);
+		count(g, PERF_C_PREFIX_MISS_TOKENS, r->n_prompt - r->n_cached);
 	}
 	return true;
 }
@@ -350,8 +430,10 @@ static void take_token(struct serve_group *g, struct serve_req *r,
 		       const float *logits)
 {
 	uint64_t now = slm_now_ns();
-	if (!r->t_prefill_end)
+	if (!r->t_prefill_end) {
 		r->t_prefill_end = now;
+		stage_ns(g, PERF_STAGE_PREFILL, now - r->t_admit);
+	}
 	if (g->prefix && !r->prompt_cached) {
 		slm_prefix_insert(g->prefix, r->ns, r->toks, r->seq.n_pos,
 				  r->seq.blocks);
@@ -367,15 +449,21 @@ static void take_token(struct serve_group *g, struct serve_req *r,
 		finish(g, r, SLM_FINISH_ERROR, SLM_ENOMEM, "out of memory");
 		return;
 	}
-	if (!r->n_gen)
+	if (!r->n_gen) {
 		r->t_first = now;
+		stage_ns(g, PERF_STAGE_FIRST_TOKEN, now - r->t_submit);
+	}
 	r->t_last = now;
 	r->toks[r->n_toks++] = tok;
 	r->n_gen++;
 	g->c.generated_tokens++;
+	count(g, PERF_C_TOKENS_GENERATED, 1);
 	g->text.len = 0;
 	struct slm_error err = {0};
+	uint64_t t0 = perf_now();
 	int reason = slm_stopper_push(r->stop, tok, &g->text, &err);
+	if (SLM_LIKELY(g->pt != NULL))
+		perf_stage_end(g->pt, PERF_STAGE_DETOKENIZE, t0);
 	if (reason < 0) {
 		finish(g, r, SLM_FINISH_ERROR, reason, err.msg);
 		return;
@@ -397,7 +485,8 @@ static void take_token(struct serve_group *g, struct serve_req *r,
 static bool step(struct serve_group *g)
 {
 	struct slm_serve *s = g->s;
-	uint32_t n = 0;
+	uint64_t t0 = perf_now();
+	uint32_t n = 0, n_decode = 0;
 	/* decodes first: one token for every sequence that has one */
 	for (uint32_t i = 0; i < g->n_running && n < s->budget; i++) {
 		struct serve_req *r = g->running[i];
@@ -413,6 +502,7 @@ static bool step(struct serve_group *g)
 		g->b_want[n] = 1;
 		g->b_owner[n] = r;
 		n++;
+		n_decode += r->n_gen > 0;
 	}
 	/* then prompt chunks, oldest first (their KV was reserved at
 	 * admission) */
@@ -432,6 +522,7 @@ static bool step(struct serve_group *g)
 	}
 	if (!n)
 		return false;
+	activity(g, n_decode == n ? PERF_ACT_DECODE : PERF_ACT_PREFILL);
 	struct slm_batch b = {.n_tokens = n,
 			      .tokens = g->b_tokens,
 			      .pos = g->b_pos,
@@ -457,6 +548,10 @@ static bool step(struct serve_group *g)
 		if (g->b_want[i])
 			take_token(g, g->b_owner[i],
 				   g->logits + (size_t)row++ * s->n_vocab);
+	/* a step that gave a running sequence its next token: the time
+	 * between two tokens of a request, sampling and text included */
+	if (n_decode && SLM_LIKELY(g->pt != NULL))
+		perf_stage_end(g->pt, PERF_STAGE_DECODE_STEP, t0);
 	return true;
 }
 
@@ -496,11 +591,39 @@ static void idle_wait(struct serve_group *g)
 	pthread_cond_timedwait(&g->cond, &g->lock, &ts);
 }
 
+/* Counts the requests that just joined the waiting list, from first on. */
+static void count_arrivals(struct serve_group *g, const struct serve_req *first)
+{
+	uint64_t n = 0, prompt = 0;
+	for (const struct serve_req *r = first; r; r = r->next) {
+		n++;
+		prompt += r->n_prompt;
+	}
+	count(g, PERF_C_REQUESTS, n);
+	count(g, PERF_C_PROMPT_TOKENS, prompt);
+}
+
+/* A flush asked for by slm_serve_cache_flush: drop the cache, publish the
+ * counts it changed, and tell the waiters (seq: the last flush asked for
+ * when it was taken). */
+static void do_flush(struct serve_group *g, uint64_t seq)
+{
+	uint32_t n = g->prefix ? slm_prefix_flush(g->prefix) : 0;
+	SLM_INFO("sched", "group %d: cache flushed: %u blocks", g->index, n);
+	publish(g, true);
+	pthread_mutex_lock(&g->lock);
+	g->flush_done = seq;
+	g->flush_dropped = n;
+	pthread_cond_broadcast(&g->flush_cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static void run(struct serve_group *g)
 {
 	for (;;) {
 		pthread_mutex_lock(&g->lock);
 		/* the inbox joins the waiting list (arrival order) */
+		struct serve_req *arrived = g->inbox_head;
 		if (g->inbox_head) {
 			g->inbox_head->prev = g->wait_tail;
 			if (g->wait_tail)
@@ -511,11 +634,13 @@ static void run(struct serve_group *g)
 			g->inbox_head = g->inbox_tail = NULL;
 		}
 		bool stop = g->stop, flush = g->flush;
+		uint64_t flush_seq = g->flush_asked;
 		g->flush = false;
 		if (!stop && !flush && !g->n_running && !g->wait_head) {
 			__atomic_store_n(&g->step_begin_ns, 0,
 					 __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&g->lock);
+			activity(g, PERF_ACT_IDLE);
 			publish(g, true);
 			pthread_mutex_lock(&g->lock);
 			if (!g->stop && !g->flush && !g->inbox_head)
@@ -524,13 +649,12 @@ static void run(struct serve_group *g)
 			continue;
 		}
 		pthread_mutex_unlock(&g->lock);
+		if (arrived)
+			count_arrivals(g, arrived);
 		uint64_t now = slm_now_ns();
 		__atomic_store_n(&g->step_begin_ns, now, __ATOMIC_RELAXED);
-		if (flush && g->prefix) {
-			uint32_t n = slm_prefix_flush(g->prefix);
-			SLM_INFO("sched", "group %d: cache flushed: %u blocks",
-				 g->index, n);
-		}
+		if (flush)
+			do_flush(g, flush_seq);
 		if (stop) {
 			while (g->n_running)
 				finish(g, g->running[0], SLM_FINISH_CANCELED, 0,
@@ -539,6 +663,11 @@ static void run(struct serve_group *g)
 				finish(g, g->wait_head, SLM_FINISH_CANCELED, 0,
 				       NULL);
 			publish(g, true);
+			/* nobody waits for a flush that will not come */
+			pthread_mutex_lock(&g->lock);
+			g->flush_done = g->flush_asked;
+			pthread_cond_broadcast(&g->flush_cond);
+			pthread_mutex_unlock(&g->lock);
 			return;
 		}
 		reap(g, now);
@@ -555,6 +684,8 @@ void *slm_sched_main(void *arg)
 	struct serve_group *g = arg;
 	struct slm_error err = {0};
 	int rc = group_setup(g, &err);
+	if (!rc)
+		perf_join(g);
 	pthread_mutex_lock(&g->lock);
 	g->started = true;
 	g->start_rc = rc;
@@ -563,6 +694,8 @@ void *slm_sched_main(void *arg)
 	pthread_mutex_unlock(&g->lock);
 	if (!rc)
 		run(g);
+	perf_thread_unregister(g->pt);
+	g->pt = NULL;
 	group_teardown(g);
 	return NULL;
 }

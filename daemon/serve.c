@@ -257,6 +257,7 @@ static int group_start(struct slm_serve *s, struct serve_group *g,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cond, &ca);
+	pthread_cond_init(&g->flush_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&g->stats_lock, NULL);
 	g->inited = true;
@@ -423,6 +424,7 @@ int slm_serve_create(const struct slm_config *cfg,
 		return slm_error_set(err, SLM_ENOMEM, "out of memory");
 	s->cfg = cfg;
 	s->next_id = 1;
+	uint64_t t_start = slm_now_ns();
 	pthread_mutex_init(&s->map_lock, NULL);
 	int rc = slm_quant_configure(
 		slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD), err);
@@ -480,6 +482,7 @@ int slm_serve_create(const struct slm_config *cfg,
 		 slm_kv_type_name(s->kv_type), s->kv_blocks, s->block_tokens,
 		 s->budget, s->max_running, s->prefix_on ? "on" : "off",
 		 s->prefix_on && s->namespaces ? " (namespaces)" : "");
+	s->load_ns = slm_now_ns() - t_start;
 	__atomic_store_n(&s->alive, true, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->accepting, true, __ATOMIC_RELEASE);
 	*out = s;
@@ -920,6 +923,7 @@ void slm_serve_destroy(struct slm_serve *s)
 			continue;
 		pthread_mutex_destroy(&g->lock);
 		pthread_cond_destroy(&g->cond);
+		pthread_cond_destroy(&g->flush_cond);
 		pthread_mutex_destroy(&g->stats_lock);
 	}
 	free(s->groups);
@@ -947,6 +951,12 @@ bool slm_serve_describe(struct slm_serve *s, struct slm_serve_info *out)
 	out->kv_type = slm_kv_type_name(s->kv_type);
 	out->kv_blocks = s->kv_blocks;
 	out->block_tokens = s->block_tokens;
+	out->file_type = slm_file_type_name(s->model->file_type);
+	out->n_params = s->model->n_params;
+	out->chat_template =
+		s->chat_template ? s->chat_template
+				 : slm_chat_detect(s->model->tok.chat_template);
+	out->load_ns = s->load_ns;
 	leave(s);
 	return true;
 }
@@ -992,14 +1002,35 @@ void slm_serve_stats_get(struct slm_serve *s, struct slm_serve_stats *out)
 
 int slm_serve_cache_flush(struct slm_serve *s)
 {
-	if (s->stopped)
+	if (!enter(s))
 		return SLM_ESTATE;
+	/* Each group's leader owns its tree: ask every leader, then wait for
+	 * each to have done it (a step in progress finishes first). */
+	uint64_t asked[s->n_groups];
 	for (int i = 0; i < s->n_groups; i++) {
 		struct serve_group *g = &s->groups[i];
 		pthread_mutex_lock(&g->lock);
+		asked[i] = ++g->flush_asked;
 		g->flush = true;
 		pthread_cond_signal(&g->cond);
 		pthread_mutex_unlock(&g->lock);
 	}
-	return 0;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += SERVE_FLUSH_WAIT_S;
+	int rc = 0;
+	int64_t dropped = 0;
+	for (int i = 0; i < s->n_groups && !rc; i++) {
+		struct serve_group *g = &s->groups[i];
+		pthread_mutex_lock(&g->lock);
+		while (g->flush_done < asked[i] && !rc)
+			if (pthread_cond_timedwait(&g->flush_cond, &g->lock,
+						   &until) == ETIMEDOUT)
+				rc = SLM_ETIMEDOUT;
+		if (g->flush_done >= asked[i])
+			dropped += g->flush_dropped;
+		pthread_mutex_unlock(&g->lock);
+	}
+	leave(s);
+	return rc ? rc : (int)SLM_MIN(dropped, (int64_t)INT_MAX);
 }

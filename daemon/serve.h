@@ -208,6 +208,12 @@ struct slm_serve_info {
 	const char *kv_type; /* "f16", "f32", "q8_0" */
 	uint32_t kv_blocks;  /* per group */
 	uint32_t block_tokens;
+	const char *file_type;	   /* "Q8_0", "Q4_K - Medium", ... or NULL */
+	uint64_t n_params;	   /* weights' elements */
+	const char *chat_template; /* model.chat_template, else the model's
+				    * own as slm_chat_detect names it; NULL:
+				    * none known (chatml is used) */
+	uint64_t load_ns;	   /* slm_serve_create: start to serving */
 };
 
 /* Fill *out (strings valid until slm_serve_destroy); false after stop. */
@@ -246,8 +252,9 @@ struct cJSON;
 /*
  * The `status` section "model" (a ctl_status_fn; ctx is the struct
  * slm_serve *): {"name","path","arch","synthetic","n_ctx","n_vocab",
- * "groups","kv_type","kv_blocks","block_tokens"}.  0, or SLM_ESTATE after
- * stop.
+ * "groups","kv_type","kv_blocks","block_tokens","file_type","n_params",
+ * "chat_template","load_s"} (names and values as `slm info --json` has
+ * them where it has them).  0, SLM_ENOMEM, or SLM_ESTATE after stop.
  */
 int slm_serve_status_json(void *serve, struct cJSON *section);
 
@@ -265,15 +272,19 @@ int slm_serve_stats_json(struct slm_serve *s, struct cJSON *out);
 
 /*
  * `cache stats` (op NULL or "stats": the cache part of the counters) and
- * `cache flush` (op "flush": {"flushed":true}); a ctl_command_fn body.
- * SLM_EINVAL for another op.
+ * `cache flush` (op "flush": {"flushed":true,"dropped_blocks":n} and the
+ * cache part after it; it waits for every group, see
+ * slm_serve_cache_flush); a ctl_command_fn body.  SLM_EINVAL for another
+ * op.
  */
 int slm_serve_cache_ctl(struct slm_serve *s, const char *op,
 			struct cJSON *result, struct slm_error *err);
 
-/* Drop every cached prefix (blocks in use stay with their sequences);
- * done by each group's scheduler at its next step.  Returns 0 or
- * SLM_ESTATE after stop. */
+/* Drop every cached prefix (blocks in use stay with their sequences).
+ * Each group's leader does it at its next step (it owns the tree); this
+ * waits until every group has, so the counters read afterwards show it.
+ * Returns the cache nodes (blocks) dropped over the groups, SLM_ESTATE
+ * after stop, or SLM_ETIMEDOUT when a group took longer than 10 s. */
 int slm_serve_cache_flush(struct slm_serve *s);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "daemon/serve_ctl.h"
 
 static void on_progress(void *ctx, const char *what, int pct)
 {
@@ -34,6 +35,9 @@ static int serve_start(void *ctx, struct slmd *d, struct slm_error *err)
 					     "to the dataplane");
 		}
 	}
+	struct slm_error cerr = {0};
+	if (slm_serve_ctl_register(c->serve, &cerr))
+		SLM_WARN("serve", "%s: slmctl will not see it", cerr.msg);
 	struct slm_serve_info info;
 	char detail[256] = "";
 	if (slm_serve_describe(c->serve, &info))
@@ -67,6 +71,8 @@ static void serve_stop(void *ctx)
 	struct slm_serve_component *c = ctx;
 	if (!c->serve)
 		return;
+	/* no control request reads the core from here on */
+	slm_serve_ctl_unregister();
 	slm_serve_stop(c->serve);
 	struct slm_serve_stats st;
 	slm_serve_stats_get(c->serve, &st);

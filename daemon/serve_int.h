@@ -23,6 +23,7 @@
 #include "cache/prefix.h"
 #include "common/config.h"
 #include "common/text.h"
+#include "ctl/perf.h"
 #include "daemon/serve.h"
 #include "engine/forward.h"
 #include "engine/model.h"
@@ -38,6 +39,7 @@
 
 #define SERVE_MAP_BUCKETS 4096
 #define SERVE_STALL_NS (10ull * 1000 * 1000 * 1000)
+#define SERVE_FLUSH_WAIT_S 10 /* slm_serve_cache_flush gives up after */
 
 enum req_state {
 	REQ_WAITING, /* in the inbox or the waiting list */
@@ -111,6 +113,9 @@ struct serve_group {
 	uint32_t *match;			 /* [blocks per sequence] */
 	struct slm_text text;			 /* event text scratch */
 	struct group_counters c;
+	/* its counters and stage times on the control socket (ctl/perf.h);
+	 * NULL when registration failed */
+	struct perf_thread *pt;
 
 	/* shared with submitters: lock */
 	pthread_mutex_t lock;
@@ -119,6 +124,11 @@ struct serve_group {
 	uint32_t n_waiting; /* inbox + waiting list: the bounded queue */
 	bool stop;
 	bool flush; /* drop the prefix cache at the next step */
+	/* flushes asked for and done, and the nodes the last one dropped
+	 * (lock); slm_serve_cache_flush waits on flush_cond */
+	uint64_t flush_asked, flush_done;
+	uint32_t flush_dropped;
+	pthread_cond_t flush_cond;
 	/* start-up handshake (lock) */
 	bool started;
 	int start_rc;
@@ -153,6 +163,7 @@ struct slm_serve {
 	bool synthetic;
 	const char *chat_template; /* model.chat_template or NULL */
 	uint32_t n_ctx, n_vocab;
+	uint64_t load_ns; /* slm_serve_create: start to serving */
 
 	/* placement */
 	struct slm_topo *topo;

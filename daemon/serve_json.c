@@ -22,6 +22,17 @@ int slm_serve_status_json(void *serve, cJSON *o)
 	cJSON_AddStringToObject(o, "kv_type", info.kv_type);
 	cJSON_AddNumberToObject(o, "kv_blocks", info.kv_blocks);
 	cJSON_AddNumberToObject(o, "block_tokens", info.block_tokens);
+	if (info.file_type)
+		cJSON_AddStringToObject(o, "file_type", info.file_type);
+	else
+		cJSON_AddNullToObject(o, "file_type");
+	cJSON_AddNumberToObject(o, "n_params", (double)info.n_params);
+	if (info.chat_template)
+		cJSON_AddStringToObject(o, "chat_template", info.chat_template);
+	else
+		cJSON_AddNullToObject(o, "chat_template");
+	if (!cJSON_AddNumberToObject(o, "load_s", (double)info.load_ns * 1e-9))
+		return SLM_ENOMEM;
 	return 0;
 }
 
@@ -87,11 +98,21 @@ int slm_serve_cache_ctl(struct slm_serve *s, const char *op, cJSON *result,
 		return 0;
 	}
 	if (!strcmp(op, "flush")) {
-		int rc = slm_serve_cache_flush(s);
-		if (rc)
-			return slm_error_set(err, rc,
+		int n = slm_serve_cache_flush(s);
+		if (n == SLM_ETIMEDOUT)
+			return slm_error_set(err, n,
+					     "cache flush: a worker group did "
+					     "not get to it within 10 s (a "
+					     "stalled step?)");
+		if (n < 0)
+			return slm_error_set(err, n,
 					     "cache flush: not serving");
 		cJSON_AddBoolToObject(result, "flushed", true);
+		cJSON_AddNumberToObject(result, "dropped_blocks", n);
+		/* the counts after it: every group published them */
+		struct slm_serve_stats st;
+		slm_serve_stats_get(s, &st);
+		cache_part(&st, result);
 		return 0;
 	}
 	return slm_error_set(err, SLM_EINVAL,

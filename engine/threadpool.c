@@ -30,6 +30,8 @@ struct slm_threadpool {
 	int n_threads;
 	struct worker *workers; /* n_threads - 1 of them */
 	uint64_t spin_ns;	/* atomic, relaxed: a tuning value */
+	void (*on_thread)(void *ctx, int ith, bool start); /* or NULL */
+	void *on_thread_ctx;
 
 	/* The operation: fn and arg are written by the caller before the
 	 * release store to gen that publishes them; a worker reads them
@@ -117,6 +119,8 @@ static void *worker_main(void *p)
 	struct worker *w = p;
 	struct slm_threadpool *pool = w->pool;
 	uint32_t seen = 0;
+	if (pool->on_thread)
+		pool->on_thread(pool->on_thread_ctx, w->ith, true);
 	for (;;) {
 		seen = wait_change(&pool->gen, seen, &pool->gen_sleepers,
 				   spin_of(pool));
@@ -131,6 +135,8 @@ static void *worker_main(void *p)
 		    __atomic_load_n(&pool->done_sleepers, __ATOMIC_SEQ_CST))
 			futex_wake_all(&pool->done);
 	}
+	if (pool->on_thread)
+		pool->on_thread(pool->on_thread_ctx, w->ith, false);
 	return NULL;
 }
 
@@ -174,6 +180,8 @@ slm_threadpool_create(const struct slm_threadpool_params *params,
 	pool->n_threads = n;
 	pool->spin_ns = params->spin_ns ? params->spin_ns
 					: SLM_THREADPOOL_DEFAULT_SPIN_NS;
+	pool->on_thread = params->on_thread;
+	pool->on_thread_ctx = params->on_thread_ctx;
 	if (params->cpus && params->pin_caller) {
 		cpu_set_t set;
 		CPU_ZERO(&set);

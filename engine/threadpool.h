@@ -40,6 +40,12 @@ struct slm_threadpool_params {
 	const char *name; /* threads are named NAME1, NAME2... (at most 15
 			     characters in all); NULL: "slm-pool-" */
 	uint64_t spin_ns; /* spin this long before sleeping; 0 = default */
+	/* Called on each worker thread (ith 1..n_threads-1) when it starts
+	 * (start true, before its first operation) and when it ends (start
+	 * false, after its last), e.g. to register it with the perf
+	 * counters; NULL = none.  Not called for the caller's thread. */
+	void (*on_thread)(void *ctx, int ith, bool start);
+	void *on_thread_ctx;
 };
 
 #define SLM_THREADPOOL_DEFAULT_SPIN_NS 5000000ull /* 5 ms */

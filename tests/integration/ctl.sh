@@ -62,26 +62,29 @@ for k in ("version", "state", "uptime_s", "model", "dataplane"):
     assert k in j, k
 assert j["state"] == "serving", j["state"]
 assert isinstance(j["uptime_s"], (int, float)) and j["uptime_s"] >= 0
-assert j["model"] is None
+# No model.path: the serving core runs its synthetic model.
+assert j["model"]["synthetic"] is True and j["model"]["arch"] == "llama", j["model"]
+assert isinstance(j["groups"], list) and j["groups"][0]["kv_blocks_total"] > 0, j["groups"]
 assert j["dataplane"]["url"].startswith("udp://127.0.0.1:"), j["dataplane"]
 open(sys.argv[1] + ".url", "w").write(j["dataplane"]["url"])'
 DP_URL=$(cat "$TMP/out.url")
 run "status" 0 "$CTL" "${S[@]}" status
 grep -q '^slmd .*: serving, up' "$TMP/out" || fail "status table: $(head -2 "$TMP/out")"
-grep -q '^model: *- (no serving core' "$TMP/out" || fail "status says the model is missing"
+grep -q '^model: *name=synthetic-random, .*synthetic=yes' "$TMP/out" || fail "status shows the model: $(grep model: "$TMP/out")"
+grep -q '^groups: *1$' "$TMP/out" || fail "status shows the groups: $(grep -A1 groups: "$TMP/out")"
 grep -q "^dataplane: *url=$DP_URL, backend=" "$TMP/out" || fail "status shows the dataplane: $(grep dataplane "$TMP/out")"
 
 run "stats --json" 0 "$CTL" "${S[@]}" stats --json
-py "stats has the four counters, 0 until their sources exist" '
+py "stats has the four counters, sourced by the serving core" '
 for k in ("requests_total", "tokens_generated_total", "prefix_hit_tokens_total"):
     assert j[k] == 0, (k, j.get(k))
-    assert k in j["unsourced"], k
+assert j["unsourced"] == [], j["unsourced"]
 # The dataplane is there: drops have their source.
 assert j["drops_total"] == 0 and "drops_total" not in j["unsourced"]
 assert j["drops_by_reason"]["bad_mac"] == 0'
 run "stats" 0 "$CTL" "${S[@]}" stats
-grep -q 'requests_total .* 0  (no source in this build yet)' "$TMP/out" ||
-	fail "stats table marks requests_total unsourced"
+grep -q '^requests_total  *0$' "$TMP/out" ||
+	fail "stats table: $(grep requests_total "$TMP/out")"
 # A datagram too short for a header: dropped, counted by reason.
 python3 -c "import socket,sys; h,p=sys.argv[1][6:].rsplit(':',1); socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', (h, int(p)))" "$DP_URL"
 for _ in $(seq 50); do
@@ -111,12 +114,14 @@ grep -q '^ctl0 ' "$TMP/out" || fail "perf table lacks the ctl thread"
 # --- top ---------------------------------------------------------------------
 run "top, two frames" 0 "$CTL" "${S[@]}" top -n 2 -i 0.2
 [ "$(grep -c 'req/s' "$TMP/out")" -eq 2 ] || fail "top printed $(grep -c 'req/s' "$TMP/out") frames"
-grep -q '^ *- *- *- *- *- *- *- *- *- *-$' "$TMP/out" ||
-	fail "top shows figures without a source as '-': $(sed -n 3,4p "$TMP/out")"
+# Idle: rates are 0, latencies of an interval without requests are '-'.
+grep -q '^ *0.0 *0.0 *0 *0 *- *- *- *- *- *0 %$' "$TMP/out" ||
+	fail "top of an idle slmd: $(sed -n 3,4p "$TMP/out")"
+grep -q '^g0.worker0 *worker *0 .* idle$' "$TMP/out" || fail "top lists the idle worker: $(grep worker "$TMP/out")"
 run "top --json" 0 "$CTL" "${S[@]}" top -n 1 -i 0.2 --json
-py "top --json: null for what has no source" '
-assert j["requests_per_s"] is None and j["ttft_p50_us"] is None
-assert j["kv_use_ratio"] is None
+py "top --json: 0 rates, null latencies while idle" '
+assert j["requests_per_s"] == 0 and j["ttft_p50_us"] is None
+assert j["kv_use_ratio"] == 0
 assert any(t["name"] == "ctl0" and t["cpu_pct"] is not None for t in j["threads"])'
 
 # --- config --------------------------------------------------------------------
@@ -155,7 +160,9 @@ grep -q 'model .*(not in this build)' "$TMP/out" || fail "help: $(cat "$TMP/out"
 expect_fail "model load (no serving core)" "no serving core in this build" "EUNSUPPORTED" -- \
 	"$CTL" "${S[@]}" model load x.gguf
 expect_fail "model swap (no serving core)" "no serving core" -- "$CTL" "${S[@]}" model swap x.gguf
-expect_fail "cache flush (no serving core)" "no serving core" -- "$CTL" "${S[@]}" cache flush
+run "cache flush" 0 "$CTL" "${S[@]}" cache flush --json
+py "cache flush: done, nothing cached" 'assert j["flushed"] is True and j["kv_blocks"]["cached"] == 0, j'
+expect_fail "cache (unknown op)" "unknown op 'melt'" "ENOTFOUND" -- "$CTL" "${S[@]}" cache melt
 expect_fail "unknown command" "unknown command 'frob'" "ENOTFOUND" -- "$CTL" "${S[@]}" frob
 expect_fail "bad JSON" "bad JSON" -- "$CTL" "${S[@]}" call 'nonsense'
 grep -q '"code":"EFORMAT"' "$TMP/out" || fail "call prints the error response"

@@ -14,7 +14,11 @@
  *  - cancel frees every block; a deadline ends a request; a full queue
  *    refuses with EOVERLOAD; drain refuses with ESTATE; bad requests get
  *    EINVAL / ETOOBIG; namespaces keep tenants apart; chat input; the
- *    counters.
+ *    counters;
+ *  - the leaders' perf counters and stage histograms (ctl/perf.h) move by
+ *    exactly the requests, tokens, cache hits and decode steps run, and
+ *    the control-socket source (daemon/serve_ctl.h) shows the finish
+ *    reasons and KV blocks, a flush included.
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -25,7 +29,10 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "ctl/ctl.h"
+#include "ctl/perf.h"
 #include "daemon/serve.h"
+#include "daemon/serve_ctl.h"
 #include "tests/unit/harness.h"
 
 #define MAX_GEN 256
@@ -527,8 +534,8 @@ static void test_cancel_frees(void)
 	CU_ASSERT_EQUAL(st.blocks_in_use, 0);
 	CU_ASSERT_EQUAL(st.running, 0);
 	CU_ASSERT_EQUAL(st.finished[SLM_FINISH_CANCELED], 2);
-	CU_ASSERT_EQUAL(slm_serve_cache_flush(sv), 0);
-	slm_sleep_ns(100 * 1000000ull);
+	/* the flush is done (and published) when it returns */
+	CU_ASSERT(slm_serve_cache_flush(sv) > 0);
 	slm_serve_stats_get(sv, &st);
 	CU_ASSERT_EQUAL(st.blocks_free, st.blocks_total);
 	CU_ASSERT_EQUAL(st.blocks_cached, 0);
@@ -895,6 +902,161 @@ static void test_two_groups(void)
 	}
 }
 
+/* What the perf snapshot says now (every registered and exited thread,
+ * every source): counter sums and stage counts. */
+struct perf_now {
+	uint64_t requests, done, tokens, hit, miss, prompt;
+	uint64_t queue_wait, prefill, first_token, decode_step, detokenize;
+	double finished_length, kv_total, kv_cached;
+	bool have_source;
+};
+
+static uint64_t stage_count(const struct perf_snapshot *snap, const char *st)
+{
+	const struct perf_family *f = perf_snapshot_find(snap, "stage_seconds");
+	uint64_t n = 0;
+	for (int i = 0; f && i < f->n_samples; i++) {
+		const char *l = perf_sample_label(&f->sample[i], "stage");
+		if (l && !strcmp(l, st) && f->sample[i].hist)
+			n += f->sample[i].hist->count;
+	}
+	return n;
+}
+
+static double gauge_sum(const struct perf_snapshot *snap, const char *name)
+{
+	const struct perf_family *f = perf_snapshot_find(snap, name);
+	double v = 0;
+	for (int i = 0; f && i < f->n_samples; i++)
+		v += f->sample[i].value;
+	return v;
+}
+
+static void perf_read(struct perf_now *p)
+{
+	memset(p, 0, sizeof(*p));
+	struct perf_snapshot *snap = perf_snapshot_take();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(snap);
+	p->requests =
+		perf_family_sum(perf_snapshot_find(snap, "requests_total"));
+	p->done = perf_family_sum(
+		perf_snapshot_find(snap, "requests_done_total"));
+	p->tokens = perf_family_sum(
+		perf_snapshot_find(snap, "tokens_generated_total"));
+	p->hit = perf_family_sum(
+		perf_snapshot_find(snap, "prefix_hit_tokens_total"));
+	p->miss = perf_family_sum(
+		perf_snapshot_find(snap, "prefix_miss_tokens_total"));
+	p->prompt = perf_family_sum(
+		perf_snapshot_find(snap, "prompt_tokens_total"));
+	p->queue_wait = stage_count(snap, "queue_wait");
+	p->prefill = stage_count(snap, "prefill");
+	p->first_token = stage_count(snap, "first_token");
+	p->decode_step = stage_count(snap, "decode_step");
+	p->detokenize = stage_count(snap, "detokenize");
+	const struct perf_family *f =
+		perf_snapshot_find(snap, "requests_finished_total");
+	p->have_source = f != NULL;
+	for (int i = 0; f && i < f->n_samples; i++) {
+		const char *r = perf_sample_label(&f->sample[i], "reason");
+		if (r && !strcmp(r, "length"))
+			p->finished_length += (double)f->sample[i].count;
+	}
+	p->kv_total = gauge_sum(snap, "kv_blocks_total");
+	p->kv_cached = gauge_sum(snap, "kv_blocks_cached");
+	perf_snapshot_free(snap);
+}
+
+static int dummy_status(void *ctx, cJSON *section)
+{
+	return 0;
+}
+
+static void test_perf_counters(void)
+{
+	const char *m = model_file("models/llama-s-Q8_0.gguf");
+	if (!m) {
+		slm_test_skip("models/llama-s-Q8_0.gguf is not generated");
+		return;
+	}
+	struct slm_config *cfg;
+	struct slm_serve *sv = start(&cfg, m, NULL);
+	if (!sv)
+		return;
+	struct slm_error err = {0};
+	/* a name another component holds: nothing stays registered, and
+	 * the other's registration is left alone */
+	CU_ASSERT_EQUAL(ctl_register_status("groups", dummy_status, NULL), 0);
+	CU_ASSERT_EQUAL(slm_serve_ctl_register(sv, &err), SLM_EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'groups'"));
+	CU_ASSERT_EQUAL(ctl_register_status("model", dummy_status, NULL), 0);
+	ctl_unregister_status("model");
+	CU_ASSERT_EQUAL(ctl_register_status("groups", dummy_status, NULL),
+			SLM_EBUSY);
+	ctl_unregister_status("groups");
+	CU_ASSERT_EQUAL_FATAL(slm_serve_ctl_register(sv, &err), 0);
+	/* a second core in the process cannot take the names */
+	CU_ASSERT_EQUAL(slm_serve_ctl_register(sv, &err), SLM_EBUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "control socket"));
+	enum { N = 3, LEN = 40, GEN = 8 };
+	int32_t ids[LEN];
+	ids_prompt(ids, LEN, 77, 1024);
+	struct perf_now a, b;
+	CU_ASSERT(wait_idle(sv));
+	perf_read(&a);
+	CU_ASSERT(a.have_source);
+	uint64_t hit = 0, gen = 0;
+	for (int i = 0; i < N; i++) {
+		struct got *g = got_new();
+		run_one(sv, ids, LEN, GEN, g);
+		hit += g->last.usage.cached_tokens;
+		gen += g->last.usage.generated_tokens;
+		got_free(g);
+	}
+	CU_ASSERT_EQUAL(gen, N * GEN);
+	CU_ASSERT_EQUAL(hit, (N - 1) * (LEN - 1));
+	struct slm_serve_stats st;
+	settled_stats(sv, &st);
+	perf_read(&b);
+	CU_ASSERT_EQUAL(b.requests - a.requests, N);
+	CU_ASSERT_EQUAL(b.done - a.done, N);
+	CU_ASSERT_EQUAL(b.prompt - a.prompt, N * LEN);
+	CU_ASSERT_EQUAL(b.tokens - a.tokens, gen);
+	CU_ASSERT_EQUAL(b.hit - a.hit, hit);
+	CU_ASSERT_EQUAL(b.miss - a.miss, N * LEN - hit);
+	CU_ASSERT_EQUAL(b.queue_wait - a.queue_wait, N);
+	CU_ASSERT_EQUAL(b.prefill - a.prefill, N);
+	CU_ASSERT_EQUAL(b.first_token - a.first_token, N);
+	/* one at a time: every token after the first is one decode step */
+	CU_ASSERT_EQUAL(b.decode_step - a.decode_step, N * (GEN - 1));
+	CU_ASSERT_EQUAL(b.detokenize - a.detokenize, gen);
+	CU_ASSERT_EQUAL(b.finished_length - a.finished_length, N);
+	struct slm_serve_info info;
+	CU_ASSERT(slm_serve_describe(sv, &info));
+	CU_ASSERT_EQUAL(b.kv_total, info.kv_blocks);
+	CU_ASSERT(b.kv_cached > 0);
+	CU_ASSERT_STRING_EQUAL(info.file_type, "MOSTLY_Q8_0");
+	CU_ASSERT(info.n_params > 0);
+	CU_ASSERT(info.load_ns > 0);
+	/* a flush is on the books when it returns */
+	int dropped = slm_serve_cache_flush(sv);
+	CU_ASSERT_EQUAL(dropped, (int)b.kv_cached);
+	perf_read(&b);
+	CU_ASSERT_EQUAL(b.kv_cached, 0);
+	/* and the next repeat computes its prompt again */
+	struct got *g = got_new();
+	run_one(sv, ids, LEN, GEN, g);
+	CU_ASSERT_EQUAL(g->last.usage.cached_tokens, 0);
+	got_free(g);
+	slm_serve_ctl_unregister();
+	perf_read(&b);
+	CU_ASSERT_FALSE(b.have_source);
+	finish_core(sv, cfg);
+	/* the leader's totals outlive it (an "exited" row) */
+	perf_read(&a);
+	CU_ASSERT(a.requests >= N + 1);
+}
+
 SLM_SUITE("serve", NULL, NULL,
 	  {"greedy output equal with a prefix-cache hit",
 	   test_prefix_hit_same_output},
@@ -908,4 +1070,5 @@ SLM_SUITE("serve", NULL, NULL,
 	  {"namespaces", test_namespaces},
 	  {"first come, first served; a deadline while waiting",
 	   test_fcfs_and_waiting_deadline},
-	  {"two worker groups, prefix affinity", test_two_groups})
+	  {"two worker groups, prefix affinity", test_two_groups},
+	  {"perf counters, stages and the ctl source", test_perf_counters})

@@ -178,7 +178,61 @@ static void test_bad_params(void)
 	slm_threadpool_destroy(NULL);
 }
 
+/* on_thread: each worker, on its own thread, once at start before any
+ * operation and once at the end after all of them. */
+struct hook_log {
+	pthread_mutex_t mu;
+	int started[4], ended[4], ops_before_start;
+	pthread_t tid[4];
+	int ops[4];
+};
+
+static void hook(void *ctx, int ith, bool start)
+{
+	struct hook_log *h = ctx;
+	pthread_mutex_lock(&h->mu);
+	if (start) {
+		h->started[ith]++;
+		h->tid[ith] = pthread_self();
+		h->ops_before_start += h->ops[ith];
+	} else {
+		h->ended[ith]++;
+		CU_ASSERT(pthread_equal(h->tid[ith], pthread_self()));
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void hook_op(void *arg, int ith, int nth)
+{
+	struct hook_log *h = arg;
+	pthread_mutex_lock(&h->mu);
+	h->ops[ith]++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void test_thread_hook(void)
+{
+	struct hook_log h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct slm_error err = {0};
+	struct slm_threadpool_params p = {
+		.n_threads = 4, .on_thread = hook, .on_thread_ctx = &h};
+	struct slm_threadpool *pool = slm_threadpool_create(&p, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pool);
+	for (int i = 0; i < 5; i++)
+		slm_threadpool_run(pool, hook_op, &h);
+	slm_threadpool_destroy(pool);
+	CU_ASSERT_EQUAL(h.started[0], 0); /* not the caller's thread */
+	CU_ASSERT_EQUAL(h.ended[0], 0);
+	for (int i = 1; i < 4; i++) {
+		CU_ASSERT_EQUAL(h.started[i], 1);
+		CU_ASSERT_EQUAL(h.ended[i], 1);
+		CU_ASSERT_EQUAL(h.ops[i], 5);
+	}
+	CU_ASSERT_EQUAL(h.ops_before_start, 0);
+}
+
 SLM_SUITE("threadpool", NULL, NULL, {"pinning", test_pinning},
 	  {"run_and_barrier_spinning", test_run_and_barrier_spinning},
 	  {"sleep_and_wake", test_sleep_and_wake},
-	  {"bad_params", test_bad_params});
+	  {"bad_params", test_bad_params},
+	  {"on_thread hook", test_thread_hook});
