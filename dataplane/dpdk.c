@@ -25,6 +25,7 @@
 #include <rte_lcore.h>
 
 #include "common/clock.h"
+#include "ctl/perf.h"
 #include "common/log.h"
 #include "dataplane/counters.h"
 #include "dataplane/peer.h"
@@ -496,6 +497,15 @@ static void *lcore_main(void *arg)
 	sem_post(&l->setup_done);
 	if (l->setup_rc)
 		return NULL;
+	/* Its row in slmctl perf and top (CPU time, kernel state); the
+	 * counters are the session's, one source for the dataplane. */
+	struct perf_thread *perf = NULL;
+	struct perf_thread_params pp = {
+		.role = "dataplane", .group = -1, .index = (int)l->index};
+	struct slm_error perr = {0};
+	if (perf_thread_register(&pp, &perf, &perr))
+		SLM_WARN("dataplane", "lcore %u not on the control socket: %s",
+			 l->index, perr.msg);
 	struct dp_backend *b = l->be;
 	/* The adaptive spin window of uring.c: halve after a window that
 	 * caught nothing, double after one that did, retry the full window
@@ -571,6 +581,7 @@ static void *lcore_main(void *arg)
 	}
 	tx_flush_all(l);
 	lcore_teardown(l);
+	perf_thread_unregister(perf);
 	return NULL;
 }
 

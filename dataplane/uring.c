@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "dataplane/peer.h"
 #include "numa/pin.h"
+#include "ctl/perf.h"
 
 #define RX_BUF_SIZE 2048 /* recvmsg_out + name + the largest datagram */
 #define TX_SLOTS 2048
@@ -52,6 +53,7 @@ struct tx_slot {
 struct uq {
 	struct dp_backend *be;
 	unsigned index;
+	struct perf_thread *perf; /* its row in slmctl perf/top, or NULL */
 	int fd;
 	int efd;
 	struct io_uring ring;
@@ -447,6 +449,24 @@ static int queue_place(struct uq *q)
 	return rc;
 }
 
+/* The thread's row in slmctl perf and top (CPU time, state); its
+ * counters are the session's, exposed as one source by dataplane.c. */
+static void queue_perf_register(struct uq *q)
+{
+	struct perf_thread_params pp = {
+		.role = "dataplane", .group = -1, .index = (int)q->index};
+	struct slm_error err = {0};
+	if (perf_thread_register(&pp, &q->perf, &err))
+		SLM_WARN("dataplane", "thread %u not on the control socket: %s",
+			 q->index, err.msg);
+}
+
+static inline void queue_activity(struct uq *q, enum perf_activity a)
+{
+	if (q->perf)
+		perf_set_activity(q->perf, a);
+}
+
 static void *uq_main(void *arg)
 {
 	struct uq *q = arg;
@@ -456,6 +476,7 @@ static void *uq_main(void *arg)
 	sem_post(&q->setup_done);
 	if (q->setup_rc)
 		return NULL;
+	queue_perf_register(q);
 
 	/*
 	 * Adaptive spinning.  budget is how long to poll after the last work
@@ -485,6 +506,7 @@ static void *uq_main(void *arg)
 		unsigned work = reap(q, now);
 		work += dp_session_poll(q->sess, now);
 		if (work) {
+			queue_activity(q, PERF_ACT_IO);
 			if (idle_spin) {
 				budget = SLM_MIN(spin_ns, SLM_MAX(2 * budget,
 								  SPIN_MIN_NS));
@@ -508,6 +530,8 @@ static void *uq_main(void *arg)
 		if (work)
 			continue;
 		if (now - last_work < budget) {
+			if (!idle_spin)
+				queue_activity(q, PERF_ACT_POLL);
 			idle_spin = true;
 			continue;
 		}
@@ -530,6 +554,7 @@ static void *uq_main(void *arg)
 		if (stopping && wait > 10000000)
 			wait = 10000000;
 		if (wait) {
+			queue_activity(q, PERF_ACT_IDLE);
 			struct __kernel_timespec ts = {
 				.tv_sec = (long long)(wait / 1000000000),
 				.tv_nsec = (long long)(wait % 1000000000),
@@ -544,6 +569,8 @@ static void *uq_main(void *arg)
 	}
 	/* Last sends (a DONE of a cancelled request). */
 	io_uring_submit_and_get_events(&q->ring);
+	perf_thread_unregister(q->perf);
+	q->perf = NULL;
 	return NULL;
 }
 

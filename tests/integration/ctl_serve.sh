@@ -105,6 +105,9 @@ assert w[0]["counters"]["requests_total"] == 4, w[0]["counters"]
 rows = [t for t in p["threads"] if t["role"] == "worker" and t["group"] == 0]
 assert len(rows) == load("s1.status")["groups"][0]["threads"], rows
 assert all(t["cpu_s"] is not None and t["tid"] > 0 for t in rows), rows
+# and the dataplane thread has its row (CPU time, what it is doing)
+dp = [t for t in p["threads"] if t["role"] == "dataplane" and t.get("tid")]
+assert len(dp) == 1 and dp[0]["cpu_s"] is not None, p["threads"]
 for s in ("queue_wait", "prefill", "first_token"):
     assert stage(p, s) == 4, (s, stage(p, s))
 g = gens("a", "b", "c", "a2")
