@@ -40,7 +40,7 @@
 
 static int group_setup(struct serve_group *g, struct slm_error *err)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	const struct slm_hparams *hp = &s->model->hp;
 	bool pin = g->planned && g->n_threads <= g->n_cpus;
 	struct slm_threadpool_params tp = {
@@ -174,7 +174,7 @@ static uint64_t us(uint64_t ns)
 static void finish(struct serve_group *g, struct serve_req *r,
 		   enum slm_finish how, int code, const char *msg)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	if (r->state == REQ_RUNNING) {
 		running_remove(g, r);
 		__atomic_fetch_sub(&g->running_tokens, r->load,
@@ -272,7 +272,7 @@ static bool ensure_room(struct serve_group *g, struct serve_req *r, uint32_t n)
 /* Admit the request at the head of the queue; false when it must wait. */
 static bool admit_one(struct serve_group *g, struct serve_req *r)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	if (!r->seq_init) {
 		if (slm_kv_seq_init(g->kv, &r->seq, s->n_ctx)) {
 			finish(g, r, SLM_FINISH_ERROR, SLM_ENOMEM,
@@ -393,7 +393,7 @@ static void take_token(struct serve_group *g, struct serve_req *r,
 /* Build and run one batch; false when there was nothing to run. */
 static bool step(struct serve_group *g)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	uint32_t n = 0;
 	/* decodes first: one token for every sequence that has one */
 	for (uint32_t i = 0; i < g->n_running && n < s->budget; i++) {
