@@ -151,7 +151,8 @@ static void *life_main(void *arg)
 	pthread_mutex_lock(&s->models_lock);
 	while (!s->life_stop) {
 		struct serve_model *m = s->models;
-		while (m && !(m->state == SLM_MODEL_LOADING && !m->load_started))
+		while (m &&
+		       !(m->state == SLM_MODEL_LOADING && !m->load_started))
 			m = m->next;
 		if (m) {
 			load_one(s, m);
@@ -233,10 +234,10 @@ static void names(struct slm_serve *s, char *buf, size_t size)
 	size_t len = 0;
 	buf[0] = '\0';
 	for (struct serve_model *m = s->models; m && len < size; m = m->next)
-		len += (size_t)snprintf(buf + len, size - len, "%s%s (%s)",
-					len ? ", " : "", m->name,
-					slm_model_state_name(
-						(enum slm_model_state)m->state));
+		len += (size_t)snprintf(
+			buf + len, size - len, "%s%s (%s)", len ? ", " : "",
+			m->name,
+			slm_model_state_name((enum slm_model_state)m->state));
 }
 
 static void fill_info(const struct serve_model *m,
@@ -254,11 +255,11 @@ static void fill_info(const struct serve_model *m,
 		 m->state == SLM_MODEL_LOADING && !m->load_started ? "queued"
 								   : m->phase);
 	o->load_total = m->load_total;
-	o->load_done = m->state == SLM_MODEL_LOADING
-			       ? __atomic_load_n(&m->load_done,
-						 __ATOMIC_RELAXED)
-		       : m->state == SLM_MODEL_FAILED ? m->load_done
-						      : m->load_total;
+	o->load_done =
+		m->state == SLM_MODEL_LOADING
+			? __atomic_load_n(&m->load_done, __ATOMIC_RELAXED)
+		: m->state == SLM_MODEL_FAILED ? m->load_done
+					       : m->load_total;
 	o->percent = o->load_total ? (int)(100 * o->load_done / o->load_total)
 				   : (m->state == SLM_MODEL_LOADING ? 0 : 100);
 	o->weight_bytes = m->weight_bytes;
@@ -270,8 +271,8 @@ static void fill_info(const struct serve_model *m,
 	     m->state == SLM_MODEL_DRAINING) &&
 	    m->groups)
 		o->running = serve_model_inflight(m);
-	o->state_s = now > m->t_state_ns ? (double)(now - m->t_state_ns) / 1e9
-					 : 0;
+	o->state_s =
+		now > m->t_state_ns ? (double)(now - m->t_state_ns) / 1e9 : 0;
 	snprintf(o->error, sizeof(o->error), "%s", m->error);
 }
 
@@ -525,8 +526,7 @@ int slm_serve_model_unload(struct slm_serve *s, const char *target,
 			   struct slm_error *err)
 {
 	if (!target || !*target)
-		return slm_error_set(err, SLM_EINVAL,
-				     "a model name is needed");
+		return slm_error_set(err, SLM_EINVAL, "a model name is needed");
 	if (!serve_front_enter(s))
 		return slm_error_set(err, SLM_ESTATE, "not serving (stopping)");
 	pthread_mutex_lock(&s->models_lock);
@@ -625,8 +625,9 @@ int slm_serve_model_ctl(struct slm_serve *s, const char *op, const char *arg,
 		rc = slm_serve_models(s, &v, &n);
 		if (rc)
 			return slm_error_set(err, rc, "model list: %s",
-					     rc == SLM_ESTATE ? "not serving"
-							      : "out of memory");
+					     rc == SLM_ESTATE
+						     ? "not serving"
+						     : "out of memory");
 		cJSON *arr = cJSON_AddArrayToObject(result, "models");
 		for (int i = 0; arr && i < n; i++) {
 			cJSON *o = info_json(&v[i]);
@@ -636,7 +637,8 @@ int slm_serve_model_ctl(struct slm_serve *s, const char *op, const char *arg,
 			}
 		}
 		free(v);
-		return arr ? 0 : slm_error_set(err, SLM_ENOMEM, "out of memory");
+		return arr ? 0
+			   : slm_error_set(err, SLM_ENOMEM, "out of memory");
 	}
 	struct slm_serve_model_info *info = calloc(1, sizeof(*info));
 	if (!info)
