@@ -443,6 +443,8 @@ static int load(struct slm_serve *s, const char *path, bool swap,
 	unique_name(s, m);
 	m->swap_when_ready = swap;
 	m->t_state_ns = slm_now_ns();
+	SLM_INFO("serve", "%s (%s) queued for loading%s", m->name, path,
+		 swap ? "; it serves once loaded" : "");
 	struct serve_model **p = &s->models;
 	while (*p)
 		p = &(*p)->next;
@@ -451,8 +453,6 @@ static int load(struct slm_serve *s, const char *path, bool swap,
 	if (out)
 		fill_info(m, out, slm_now_ns());
 	pthread_mutex_unlock(&s->models_lock);
-	SLM_INFO("serve", "%s (%s) queued for loading%s", m->name, path,
-		 swap ? "; it serves once loaded" : "");
 	return 0;
 }
 

@@ -248,9 +248,9 @@ static void test_list_and_bad_files(void)
 	/* swap to a missing file: the same, and the model still serves */
 	err = (struct slm_error){0};
 	bool switched = true;
-	CU_ASSERT_EQUAL(slm_serve_model_swap(sv, missing, NULL, &switched,
-					     &err),
-			SLM_ENOTFOUND);
+	CU_ASSERT_EQUAL(
+		slm_serve_model_swap(sv, missing, NULL, &switched, &err),
+		SLM_ENOTFOUND);
 	CU_ASSERT(!switched);
 	CU_ASSERT_EQUAL(n_models(sv), 1);
 	CU_ASSERT_EQUAL(state_of(sv, name), SLM_MODEL_SERVING);
@@ -323,9 +323,8 @@ static void test_load_unload(void)
 			      0);
 	CU_ASSERT(wait_state(sv, info.name, SLM_MODEL_READY));
 	bool switched = false;
-	CU_ASSERT_EQUAL(slm_serve_model_swap(sv, info.name, NULL, &switched,
-					     &err),
-			0);
+	CU_ASSERT_EQUAL(
+		slm_serve_model_swap(sv, info.name, NULL, &switched, &err), 0);
 	CU_ASSERT(switched);
 	struct slm_serve_info si;
 	CU_ASSERT(slm_serve_describe(sv, &si));
@@ -387,8 +386,7 @@ static void test_swap_under_load(void)
 		return;
 	for (int i = 0; i < N; i++) {
 		got_init(&before[i]);
-		CU_ASSERT_EQUAL(submit_ids(sv, ids[i], 16, GEN, &before[i]),
-				0);
+		CU_ASSERT_EQUAL(submit_ids(sv, ids[i], 16, GEN, &before[i]), 0);
 	}
 	struct slm_serve_model_info info;
 	struct slm_error err = {0};
