@@ -85,8 +85,14 @@ static void load_one(struct slm_serve *s, struct serve_model *m)
 	int rc = serve_model_start(m, on_start_progress, m, &err);
 	if (rc) {
 		SLM_ERROR("serve", "loading %s failed: %s", m->name, err.msg);
-		/* still LOADING: nobody else touches its parts */
+		/* still LOADING, so nobody else frees its parts; but
+		 * memory_check reads its plan under the lock */
+		pthread_mutex_lock(&s->models_lock);
+		struct slm_plan *plan = m->plan;
+		m->plan = NULL;
+		pthread_mutex_unlock(&s->models_lock);
 		serve_model_release(m);
+		slm_plan_destroy(plan);
 	}
 	pthread_mutex_lock(&s->models_lock);
 	m->t_state_ns = slm_now_ns();
