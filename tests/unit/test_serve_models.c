@@ -12,7 +12,8 @@
  *    vocabulary) with B's tokens (each equal to a core serving that model
  *    alone), none is lost or fails, the counters add up, and A is freed.
  *    F32 models: batched and alone give the same greedy tokens exactly
- *    there (test_serve.c), so a difference is the swap's;
+ *    there (test_serve.c), so a difference is the swap's.  A long
+ *    request on A is cancelled while A drains;
  *  - swap by name to a ready model switches at once; to the serving one
  *    is refused;
  *  - a machine too small for two copies refuses the second with the
@@ -169,8 +170,18 @@ static bool wait_state(struct slm_serve *sv, const char *name, int state)
 	return false;
 }
 
+static int submit_ids_id(struct slm_serve *sv, const int32_t *ids, uint32_t n,
+			 uint32_t max_new, struct got *g, uint64_t *id_out);
+
 static int submit_ids(struct slm_serve *sv, const int32_t *ids, uint32_t n,
 		      uint32_t max_new, struct got *g)
+{
+	uint64_t id;
+	return submit_ids_id(sv, ids, n, max_new, g, &id);
+}
+
+static int submit_ids_id(struct slm_serve *sv, const int32_t *ids, uint32_t n,
+			 uint32_t max_new, struct got *g, uint64_t *id_out)
 {
 	struct slm_request rq = {.input = SLM_INPUT_IDS,
 				 .ids = ids,
@@ -182,8 +193,7 @@ static int submit_ids(struct slm_serve *sv, const int32_t *ids, uint32_t n,
 	rq.gen.max_tokens = max_new;
 	rq.gen.ignore_eos = true;
 	struct slm_error err = {0};
-	uint64_t id;
-	int rc = slm_serve_submit(sv, &rq, &id, &err);
+	int rc = slm_serve_submit(sv, &rq, id_out, &err);
 	if (rc)
 		printf("\n    submit: %s\n", err.msg);
 	return rc;
@@ -388,6 +398,12 @@ static void test_swap_under_load(void)
 		got_init(&before[i]);
 		CU_ASSERT_EQUAL(submit_ids(sv, ids[i], 16, GEN, &before[i]), 0);
 	}
+	/* one more on A that runs until its context is full: cancelled
+	 * while A drains */
+	struct got long_a;
+	got_init(&long_a);
+	uint64_t long_id = 0;
+	CU_ASSERT_EQUAL(submit_ids_id(sv, ids[0], 16, 0, &long_a, &long_id), 0);
 	struct slm_serve_model_info info;
 	struct slm_error err = {0};
 	bool switched = true;
@@ -396,6 +412,13 @@ static void test_swap_under_load(void)
 	CU_ASSERT(!switched);
 	CU_ASSERT(info.swap_pending);
 	CU_ASSERT(wait_state(sv, info.name, SLM_MODEL_SERVING));
+	int rc = slm_serve_cancel(sv, long_id);
+	CU_ASSERT(rc == 0 || rc == SLM_ENOTFOUND);
+	got_wait(&long_a);
+	CU_ASSERT(long_a.finish == SLM_FINISH_CANCELED ||
+		  (rc == SLM_ENOTFOUND && long_a.finish == SLM_FINISH_LENGTH));
+	CU_ASSERT_EQUAL(long_a.n_done, 1);
+	got_fini(&long_a);
 	for (int i = 0; i < N; i++) {
 		got_init(&after[i]);
 		CU_ASSERT_EQUAL(submit_ids(sv, ids[i], 16, GEN, &after[i]), 0);
@@ -422,13 +445,17 @@ static void test_swap_under_load(void)
 	struct slm_serve_stats st;
 	for (int i = 0; i < 1000; i++) {
 		slm_serve_stats_get(sv, &st);
-		if (st.finished[SLM_FINISH_LENGTH] == 2 * N)
+		if (st.finished[SLM_FINISH_LENGTH] +
+			    st.finished[SLM_FINISH_CANCELED] ==
+		    2 * N + 1)
 			break;
 		slm_sleep_ns(2 * 1000 * 1000);
 	}
-	CU_ASSERT_EQUAL(st.submitted, 2 * N);
-	CU_ASSERT_EQUAL(st.finished[SLM_FINISH_LENGTH], 2 * N);
-	CU_ASSERT_EQUAL(st.generated_tokens, 2 * N * GEN);
+	CU_ASSERT_EQUAL(st.submitted, 2 * N + 1);
+	CU_ASSERT_EQUAL(st.finished[SLM_FINISH_LENGTH] +
+				st.finished[SLM_FINISH_CANCELED],
+			2 * N + 1);
+	CU_ASSERT(st.generated_tokens >= 2 * N * GEN);
 	CU_ASSERT(slm_serve_idle(sv));
 	finish_core(sv, cfg);
 	for (int i = 0; i < N; i++) {
