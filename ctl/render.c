@@ -466,6 +466,93 @@ void ctl_render_help(const cJSON *r, FILE *out)
 	}
 }
 
+/* ---- model ----------------------------------------------------------------- */
+
+/* "3.8 MiB", "1.20 GiB"; "-" for NaN. */
+static const char *fmt_bytes(double b, char *buf, size_t size)
+{
+	if (isnan(b))
+		snprintf(buf, size, "-");
+	else if (b >= 1024.0 * 1048576.0)
+		snprintf(buf, size, "%.2f GiB", b / (1024.0 * 1048576.0));
+	else
+		snprintf(buf, size, "%.1f MiB", b / 1048576.0);
+	return buf;
+}
+
+/* "loading 42% (weights)", "ready", "serving", "draining (3 running)". */
+static void model_state(const cJSON *m, char *buf, size_t size)
+{
+	const char *state = strd(m, "state", "?");
+	const char *phase = str(m, "phase");
+	if (!strcmp(state, "loading"))
+		snprintf(buf, size, "loading %.0f%%%s%s%s",
+			 isnan(num(m, "percent")) ? 0 : num(m, "percent"),
+			 phase ? " (" : "", phase ? phase : "",
+			 phase ? ")" : "");
+	else
+		snprintf(buf, size, "%s", state);
+}
+
+static void model_table(const cJSON *models, FILE *out)
+{
+	fprintf(out, "%-20s %-22s %10s %10s %7s  %s\n", "NAME", "STATE",
+		"WEIGHTS", "KV", "RUNNING", "PATH");
+	const cJSON *m;
+	cJSON_ArrayForEach(m, models)
+	{
+		char state[64], w[32], kv[32], run[16];
+		model_state(m, state, sizeof(state));
+		if (cJSON_IsTrue(get(m, "swap_pending")))
+			snprintf(state + strlen(state),
+				 sizeof(state) - strlen(state), ", then swap");
+		double copies = num(m, "copies");
+		fmt_bytes(num(m, "weight_bytes") *
+				  (isnan(copies) || copies < 1 ? 1 : copies),
+			  w, sizeof(w));
+		fmt_bytes(num(m, "kv_bytes"), kv, sizeof(kv));
+		fprintf(out, "%-20s %-22s %10s %10s %7s  %s\n",
+			strd(m, "name", "?"), state, w, kv,
+			fmt_num(num(m, "running"), "%.0f", run, sizeof(run)),
+			strd(m, "path", "-"));
+		const char *error = str(m, "error");
+		if (error)
+			fprintf(out, "  error: %s\n", error);
+	}
+}
+
+void ctl_render_model(const char *op, const cJSON *r, FILE *out)
+{
+	char b[32];
+	const cJSON *m = get(r, "model");
+	if (!op || !strcmp(op, "list")) {
+		model_table(get(r, "models"), out);
+	} else if (!strcmp(op, "load")) {
+		fprintf(out,
+			"loading %s from %s (%s of weights) beside the "
+			"serving model; slmctl model list shows progress\n",
+			strd(m, "name", "?"), strd(m, "path", "?"),
+			fmt_bytes(num(m, "weight_bytes"), b, sizeof(b)));
+	} else if (!strcmp(op, "swap")) {
+		if (cJSON_IsTrue(get(r, "switched")))
+			fprintf(out,
+				"%s serves new requests now; the model it "
+				"replaced finishes its requests, then is "
+				"freed\n",
+				strd(m, "name", "?"));
+		else
+			fprintf(out,
+				"loading %s from %s; it serves new requests "
+				"once loaded, and the model it replaces is "
+				"freed after its requests finish\n",
+				strd(m, "name", "?"), strd(m, "path", "?"));
+	} else if (!strcmp(op, "unload")) {
+		fprintf(out, "unloaded %s\n", strd(r, "unloaded", "?"));
+	} else {
+		ctl_render_generic(r, out);
+	}
+}
+
 /* ---- top --------------------------------------------------------------- */
 
 /* Buckets of a top histogram into counts (SLM_HIST_BUCKETS). */

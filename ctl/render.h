@@ -18,6 +18,9 @@ void ctl_render_perf(const cJSON *r, FILE *out);
 /* op: "get", "set", "list", "dump", "reload". */
 void ctl_render_config(const char *op, const cJSON *r, FILE *out);
 void ctl_render_help(const cJSON *r, FILE *out);
+/* `model`: op "list" (a table: name, state with load progress, weights,
+ * KV, requests running, path; errors below), "load", "swap", "unload". */
+void ctl_render_model(const char *op, const cJSON *r, FILE *out);
 /* Anything else: "key: value" lines, nested objects indented. */
 void ctl_render_generic(const cJSON *r, FILE *out);
 

@@ -11,6 +11,7 @@
  * docs/ctl.md is the protocol and lists every command.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,7 +49,14 @@ static void usage(FILE *out)
 		"  log-level [LEVEL]           show or set log.level\n"
 		"  topology                    the machine and the placement "
 		"plan\n"
-		"  model list | load PATH | unload NAME | swap PATH\n"
+		"  model list                  models held: state, load "
+		"progress, size, requests\n"
+		"  model load PATH [--wait]    load beside the serving model\n"
+		"  model swap PATH|NAME [--wait]  serve it; the old one "
+		"drains, "
+		"then is freed\n"
+		"  model unload NAME           free a model that does not "
+		"serve\n"
 		"  cache stats | flush\n"
 		"  drain [--wait]              refuse new requests, finish "
 		"those in flight, stay up\n"
@@ -203,6 +211,9 @@ static void render(const char *cmd, const cJSON *req, const cJSON *result)
 		ctl_render_config(op->valuestring, result, stdout);
 	} else if (!strcmp(cmd, "help")) {
 		ctl_render_help(result, stdout);
+	} else if (!strcmp(cmd, "model")) {
+		ctl_render_model(cJSON_IsString(op) ? op->valuestring : NULL,
+				 result, stdout);
 	} else if (!strcmp(cmd, "topology")) {
 		const cJSON *t =
 			cJSON_GetObjectItemCaseSensitive(result, "text");
@@ -265,6 +276,95 @@ static int wait_drained(struct ctl_client *c, const struct opts *o)
 		fprintf(stderr, "%s: still requests in flight after %d s\n",
 			prog, o->timeout_ms / 1000);
 	cJSON_Delete(req);
+	return status;
+}
+
+/*
+ * model load --wait: until the model is ready (or serving); model swap
+ * --wait: until it serves and no model drains any more (the old one is
+ * freed).  Exit 1 when it failed to load or the time is up.
+ */
+static int wait_model(struct ctl_client *c, const struct opts *o,
+		      const char *op, const cJSON *result)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(result, "model");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "name");
+	if (!cJSON_IsString(n))
+		return 0;
+	char name[128];
+	snprintf(name, sizeof(name), "%s", n->valuestring);
+	bool swap = !strcmp(op, "swap");
+	cJSON *req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "cmd", "model") ||
+	    !cJSON_AddStringToObject(req, "op", "list")) {
+		cJSON_Delete(req);
+		return 1;
+	}
+	int status = 1;
+	uint64_t deadline = slm_now_ns() + (uint64_t)o->timeout_ms * 1000000;
+	const char *why = NULL;
+	while (slm_now_ns() < deadline) {
+		cJSON *resp = NULL;
+		const cJSON *r = call(c, o, req, &resp, &status);
+		if (!r) {
+			cJSON_Delete(resp);
+			cJSON_Delete(req);
+			return status;
+		}
+		const char *state = NULL, *error = NULL;
+		bool draining = false;
+		const cJSON *it;
+		cJSON_ArrayForEach(
+			it, cJSON_GetObjectItemCaseSensitive(r, "models"))
+		{
+			const cJSON *nm =
+				cJSON_GetObjectItemCaseSensitive(it, "name");
+			const cJSON *st =
+				cJSON_GetObjectItemCaseSensitive(it, "state");
+			const cJSON *er =
+				cJSON_GetObjectItemCaseSensitive(it, "error");
+			if (!cJSON_IsString(nm) || !cJSON_IsString(st))
+				continue;
+			draining |= !strcmp(st->valuestring, "draining");
+			if (!strcmp(nm->valuestring, name)) {
+				state = st->valuestring;
+				error = cJSON_IsString(er) ? er->valuestring
+							   : NULL;
+			}
+		}
+		status = 1;
+		bool done = false;
+		if (!state) {
+			why = "it is not held any more";
+			done = true;
+		} else if (!strcmp(state, "failed")) {
+			fprintf(stderr, "%s: %s failed to load: %s\n", prog,
+				name, error ? error : "?");
+			why = "";
+			done = true;
+		} else if (swap ? !strcmp(state, "serving") && !draining
+				: !strcmp(state, "ready") ||
+					   !strcmp(state, "serving")) {
+			status = 0;
+			done = true;
+		}
+		cJSON_Delete(resp);
+		if (done)
+			break;
+		slm_sleep_ns(50 * 1000000);
+	}
+	cJSON_Delete(req);
+	if (!status) {
+		if (!o->json)
+			printf(swap ? "%s serves; the old model is freed\n"
+				    : "%s is loaded and ready\n",
+			       name);
+	} else if (why && *why) {
+		fprintf(stderr, "%s: %s: %s\n", prog, name, why);
+	} else if (!why) {
+		fprintf(stderr, "%s: %s is not %s after %d s\n", prog, name,
+			swap ? "serving alone" : "ready", o->timeout_ms / 1000);
+	}
 	return status;
 }
 
@@ -449,6 +549,14 @@ int main(int argc, char **argv)
 			}
 		}
 	} else {
+		/* a file named to `model load|swap` is slmd's to open: from
+		 * slmd's folder, not ours */
+		char abs[PATH_MAX];
+		if (!strcmp(cmd, "model") && n_words > 2 &&
+		    (!strcmp(words[1], "load") || !strcmp(words[1], "swap")) &&
+		    words[2][0] != '/' && access(words[2], F_OK) == 0 &&
+		    realpath(words[2], abs))
+			words[2] = abs;
 		cJSON *req = build_request(words, n_words);
 		if (!req)
 			slm_cli_die(prog, "out of memory");
@@ -463,6 +571,11 @@ int main(int argc, char **argv)
 				status = wait_drained(c, &o);
 			else if (o.wait && !strcmp(cmd, "shutdown"))
 				status = wait_gone(&o);
+			else if (o.wait && !strcmp(cmd, "model") &&
+				 n_words > 1 &&
+				 (!strcmp(words[1], "load") ||
+				  !strcmp(words[1], "swap")))
+				status = wait_model(c, &o, words[1], result);
 		}
 		cJSON_Delete(req);
 	}

@@ -59,14 +59,28 @@ static inline void activity(struct serve_group *g, enum perf_activity a)
 		perf_set_activity(g->pt, a);
 }
 
+/* The row name of a group's thread: "g<group>.worker<i>" for the first
+ * model, "m<k>.g<group>.worker<i>" for models loaded later, which run
+ * beside it for a while (a swap) and must not share its series. */
+static const char *perf_name(const struct serve_group *g, int ith, char *buf,
+			     size_t size)
+{
+	if (g->s->ordinal == 0)
+		return NULL; /* perf's default: g<group>.worker<ith> */
+	snprintf(buf, size, "m%u.g%d.worker%d", g->s->ordinal, g->index, ith);
+	return buf;
+}
+
 /* Register the leader as "g<group>.worker0" (it is thread 0 of the
  * group's pool).  Without it the group serves on, uncounted. */
 static void perf_join(struct serve_group *g)
 {
+	char name[48];
 	struct perf_thread_params p = {
 		.role = "worker",
 		.group = g->index,
 		.index = 0,
+		.name = perf_name(g, 0, name, sizeof(name)),
 		.counters = PERF_MASK(PERF_C_REQUESTS) |
 			    PERF_MASK(PERF_C_REQUESTS_DONE) |
 			    PERF_MASK(PERF_C_PROMPT_TOKENS) |
@@ -101,8 +115,12 @@ static void pool_thread(void *ctx, int ith, bool start)
 		perf_thread_unregister(perf_self());
 		return;
 	}
+	char name[48];
 	struct perf_thread_params p = {
-		.role = "worker", .group = g->index, .index = ith};
+		.role = "worker",
+		.group = g->index,
+		.index = ith,
+		.name = perf_name(g, ith, name, sizeof(name))};
 	struct perf_thread *pt;
 	struct slm_error err = {0};
 	if (perf_thread_register(&p, &pt, &err))
@@ -114,7 +132,7 @@ static void pool_thread(void *ctx, int ith, bool start)
 
 static int group_setup(struct serve_group *g, struct slm_error *err)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	const struct slm_hparams *hp = &s->model->hp;
 	bool pin = g->planned && g->n_threads <= g->n_cpus;
 	char name[16]; /* the plan's worker names: slm-g0w1, slm-g0w2... */
@@ -253,7 +271,7 @@ static uint64_t us(uint64_t ns)
 static void finish(struct serve_group *g, struct serve_req *r,
 		   enum slm_finish how, int code, const char *msg)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	if (r->state == REQ_RUNNING) {
 		running_remove(g, r);
 		__atomic_fetch_sub(&g->running_tokens, r->load,
@@ -352,7 +370,7 @@ static bool ensure_room(struct serve_group *g, struct serve_req *r, uint32_t n)
 /* Admit the request at the head of the queue; false when it must wait. */
 static bool admit_one(struct serve_group *g, struct serve_req *r)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	if (!r->seq_init) {
 		if (slm_kv_seq_init(g->kv, &r->seq, s->n_ctx)) {
 			finish(g, r, SLM_FINISH_ERROR, SLM_ENOMEM,
@@ -484,7 +502,7 @@ static void take_token(struct serve_group *g, struct serve_req *r,
 /* Build and run one batch; false when there was nothing to run. */
 static bool step(struct serve_group *g)
 {
-	struct slm_serve *s = g->s;
+	struct serve_model *s = g->s;
 	uint64_t t0 = perf_now();
 	uint32_t n = 0, n_decode = 0;
 	/* decodes first: one token for every sequence that has one */

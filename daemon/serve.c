@@ -89,7 +89,7 @@ static bool find_spm_vocab(char *path, size_t size)
  * Q8_0; the SPM vocabulary of 32000 tokens when found (random words),
  * else the built-in byte vocabulary of 1024 (random bytes).
  */
-static int write_synthetic(struct slm_serve *s, struct slm_error *err)
+static int write_synthetic(struct serve_model *s, struct slm_error *err)
 {
 	char dir[] = "/tmp/slmd-model-XXXXXX";
 	const char *tmp = getenv("TMPDIR");
@@ -164,7 +164,7 @@ static int write_synthetic(struct slm_serve *s, struct slm_error *err)
 	return 0;
 }
 
-static void remove_synthetic(struct slm_serve *s)
+static void remove_synthetic(struct serve_model *s)
 {
 	if (!s->tmp_path)
 		return;
@@ -181,6 +181,7 @@ static void remove_synthetic(struct slm_serve *s)
 /* ---- creation ----------------------------------------------------------- */
 
 struct load_progress {
+	struct serve_model *m;
 	slm_serve_progress_fn fn;
 	void *ctx;
 	char what[192];
@@ -190,14 +191,22 @@ struct load_progress {
 static void on_load_progress(const struct slm_load_progress *p, void *arg)
 {
 	struct load_progress *lp = arg;
-	if (!lp->fn || !p->total)
+	if (!p->total)
+		return;
+	/* for `model list`: bytes over every copy */
+	__atomic_store_n(&lp->m->load_total, p->total * (uint64_t)lp->n_copies,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&lp->m->load_done,
+			 p->total * (uint64_t)lp->copy + p->done,
+			 __ATOMIC_RELAXED);
+	if (!lp->fn)
 		return;
 	int pct = (int)((100 * (uint64_t)lp->copy + 100 * p->done / p->total) /
 			(uint64_t)lp->n_copies);
 	lp->fn(lp->ctx, lp->what, pct);
 }
 
-static int load_copies(struct slm_serve *s, slm_serve_progress_fn progress,
+static int load_copies(struct serve_model *s, slm_serve_progress_fn progress,
 		       void *progress_ctx, struct slm_error *err)
 {
 	const struct slm_plan *plan = s->plan;
@@ -205,8 +214,10 @@ static int load_copies(struct slm_serve *s, slm_serve_progress_fn progress,
 	s->copies = calloc((size_t)s->n_copies, sizeof(*s->copies));
 	if (!s->copies)
 		return slm_error_set(err, SLM_ENOMEM, "out of memory");
-	struct load_progress lp = {
-		.fn = progress, .ctx = progress_ctx, .n_copies = s->n_copies};
+	struct load_progress lp = {.m = s,
+				   .fn = progress,
+				   .ctx = progress_ctx,
+				   .n_copies = s->n_copies};
 	snprintf(lp.what, sizeof(lp.what), "weights of %s", s->name);
 	for (int i = 0; i < s->n_copies; i++) {
 		struct slm_load_params p;
@@ -233,6 +244,9 @@ static int load_copies(struct slm_serve *s, slm_serve_progress_fn progress,
 			 s->copies[i]->fallback[0] ? "; " : "",
 			 s->copies[i]->fallback);
 	}
+	__atomic_store_n(&s->load_done,
+			 __atomic_load_n(&s->load_total, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
 	if (progress)
 		progress(progress_ctx, lp.what, 100);
 	return 0;
@@ -249,7 +263,7 @@ static void group_join(struct serve_group *g)
 }
 
 /* Start group g's leader and wait until it has set itself up. */
-static int group_start(struct slm_serve *s, struct serve_group *g,
+static int group_start(struct serve_model *s, struct serve_group *g,
 		       struct slm_error *err)
 {
 	pthread_condattr_t ca;
@@ -288,7 +302,7 @@ static int group_start(struct slm_serve *s, struct serve_group *g,
 	return rc;
 }
 
-static int settings(struct slm_serve *s, struct slm_error *err)
+static int settings(struct serve_model *s, struct slm_error *err)
 {
 	const struct slm_config *cfg = s->cfg;
 	const struct slm_hparams *hp = &s->model->hp;
@@ -347,12 +361,8 @@ static int settings(struct slm_serve *s, struct slm_error *err)
 	return 0;
 }
 
-static int plan_groups(struct slm_serve *s, struct slm_error *err)
+static int plan_groups(struct serve_model *s, struct slm_error *err)
 {
-	const char *spec = slm_cfg_str(s->cfg, SLM_CFG_NUMA_TOPOLOGY);
-	int rc = slm_topo_open(spec && *spec ? spec : NULL, &s->topo, err);
-	if (rc)
-		return rc;
 	struct slm_plan_params pp;
 	slm_plan_params_from_config(&pp, s->cfg);
 	uint64_t wbytes = 0;
@@ -366,7 +376,7 @@ static int plan_groups(struct slm_serve *s, struct slm_error *err)
 				   .n_blocks = s->kv_blocks,
 				   .type = s->kv_type};
 	pp.kv_bytes_per_group = slm_kv_pool_bytes(&kp);
-	rc = slm_plan_create(slm_topo_info(s->topo), &pp, &s->plan, err);
+	int rc = slm_plan_create(slm_topo_info(s->topo), &pp, &s->plan, err);
 	if (rc)
 		return rc;
 	slm_plan_log(s->plan, slm_topo_info(s->topo));
@@ -374,12 +384,14 @@ static int plan_groups(struct slm_serve *s, struct slm_error *err)
 		SLM_WARN("serve",
 			 "numa.topology describes another machine: worker "
 			 "threads are not pinned and memory is not bound");
-	else if (slm_arenas_create(s->topo, &s->arenas, NULL))
-		s->arenas = NULL; /* plain malloc; placement only */
+	s->weight_bytes = wbytes;
+	s->kv_bytes = pp.kv_bytes_per_group * (uint64_t)s->plan->n_groups;
+	int n_copies = s->plan->n_copies > 0 ? s->plan->n_copies : 1;
+	s->load_total = wbytes * (uint64_t)n_copies;
 	return 0;
 }
 
-static int groups_start(struct slm_serve *s, struct slm_error *err)
+static int groups_start(struct serve_model *s, struct slm_error *err)
 {
 	const struct slm_plan *plan = s->plan;
 	s->n_groups = plan->n_groups;
@@ -414,6 +426,129 @@ static int groups_start(struct slm_serve *s, struct slm_error *err)
 	return 0;
 }
 
+int serve_model_prepare(struct serve_model *s, const char *path,
+			struct slm_error *err)
+{
+	s->t_prepare_ns = slm_now_ns();
+	if (!path)
+		path = "";
+	if (!*path) {
+		int rc = write_synthetic(s, err);
+		if (rc)
+			return rc;
+		path = s->tmp_path;
+	}
+	s->model_path = strdup(path);
+	if (!s->model_path)
+		return slm_error_set(err, SLM_ENOMEM, "out of memory");
+	int rc = slm_model_open(path, &s->model, err);
+	if (rc)
+		return rc;
+	if (s->model->name && *s->model->name)
+		snprintf(s->name, sizeof(s->name), "%s", s->model->name);
+	else {
+		const char *base = strrchr(path, '/');
+		snprintf(s->name, sizeof(s->name), "%s",
+			 base ? base + 1 : path);
+	}
+	s->arch = slm_arch_name(s->model->hp.arch);
+	rc = slm_vocab_create(s->model->file, &s->vocab, err);
+	if (rc) {
+		slm_error_prefix(err, "%s: ", path);
+		return rc;
+	}
+	rc = settings(s, err);
+	if (rc)
+		return rc;
+	return plan_groups(s, err);
+}
+
+int serve_model_start(struct serve_model *s, slm_serve_progress_fn fn,
+		      void *fn_ctx, struct slm_error *err)
+{
+	int rc = load_copies(s, fn, fn_ctx, err);
+	if (!rc)
+		rc = groups_start(s, err);
+	if (rc)
+		return rc;
+	SLM_INFO("serve",
+		 "%s ready (%s, %u positions per sequence): %d worker "
+		 "group%s, KV %s %u blocks of %u positions per group, batch "
+		 "%u tokens, %u sequences, prefix cache %s%s",
+		 s->name, slm_arch_name(s->model->hp.arch), s->n_ctx,
+		 s->n_groups, s->n_groups == 1 ? "" : "s",
+		 slm_kv_type_name(s->kv_type), s->kv_blocks, s->block_tokens,
+		 s->budget, s->max_running, s->prefix_on ? "on" : "off",
+		 s->prefix_on && s->namespaces ? " (namespaces)" : "");
+	s->load_ns = slm_now_ns() - s->t_prepare_ns;
+	return 0;
+}
+
+void serve_model_stop_groups(struct serve_model *m)
+{
+	if (m->groups_stopped)
+		return;
+	m->groups_stopped = true;
+	for (int i = 0; m->groups && i < m->n_groups; i++) {
+		struct serve_group *g = &m->groups[i];
+		if (!g->leader && !g->raw)
+			continue;
+		pthread_mutex_lock(&g->lock);
+		g->stop = true;
+		pthread_cond_signal(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+	}
+	for (int i = 0; m->groups && i < m->n_groups; i++)
+		group_join(&m->groups[i]);
+}
+
+uint32_t serve_model_inflight(const struct serve_model *m)
+{
+	uint32_t n = 0;
+	for (int i = 0; m->groups && i < m->n_groups; i++)
+		n += __atomic_load_n(&m->groups[i].n_inflight,
+				     __ATOMIC_ACQUIRE);
+	return n;
+}
+
+void serve_model_release(struct serve_model *m)
+{
+	serve_model_stop_groups(m);
+	for (int i = 0; m->groups && i < m->n_groups; i++) {
+		struct serve_group *g = &m->groups[i];
+		if (!g->inited)
+			continue;
+		pthread_mutex_destroy(&g->lock);
+		pthread_cond_destroy(&g->cond);
+		pthread_cond_destroy(&g->flush_cond);
+		pthread_mutex_destroy(&g->stats_lock);
+	}
+	free(m->groups);
+	m->groups = NULL;
+	m->n_groups = 0;
+	for (int i = 0; m->copies && i < m->n_copies; i++)
+		slm_weights_free(m->copies[i]);
+	free(m->copies);
+	m->copies = NULL;
+	m->n_copies = 0;
+	slm_vocab_destroy(m->vocab);
+	m->vocab = NULL;
+	slm_model_close(m->model);
+	m->model = NULL;
+	slm_plan_destroy(m->plan);
+	m->plan = NULL;
+	remove_synthetic(m);
+}
+
+void serve_model_free(struct serve_model *m)
+{
+	if (!m)
+		return;
+	serve_model_release(m);
+	free(m->model_path);
+	free(m);
+}
+
 int slm_serve_create(const struct slm_config *cfg,
 		     slm_serve_progress_fn progress, void *progress_ctx,
 		     struct slm_serve **out, struct slm_error *err)
@@ -424,84 +559,71 @@ int slm_serve_create(const struct slm_config *cfg,
 		return slm_error_set(err, SLM_ENOMEM, "out of memory");
 	s->cfg = cfg;
 	s->next_id = 1;
-	uint64_t t_start = slm_now_ns();
 	pthread_mutex_init(&s->map_lock, NULL);
+	pthread_mutex_init(&s->models_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->models_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	struct serve_model *m = NULL;
 	int rc = slm_quant_configure(
 		slm_cfg_enum_name(cfg, SLM_CFG_ENGINE_SIMD), err);
 	if (rc)
 		goto fail;
-	const char *path = slm_cfg_str(cfg, SLM_CFG_MODEL_PATH);
-	if (!path)
-		path = "";
-	if (!*path) {
-		if (progress)
-			progress(progress_ctx, "making a synthetic model", 0);
-		rc = write_synthetic(s, err);
-		if (rc)
-			goto fail;
-		path = s->tmp_path;
-	}
-	s->model_path = strdup(path);
-	if (!s->model_path) {
+	const char *spec = slm_cfg_str(cfg, SLM_CFG_NUMA_TOPOLOGY);
+	rc = slm_topo_open(spec && *spec ? spec : NULL, &s->topo, err);
+	if (rc)
+		goto fail;
+	if (slm_topo_info(s->topo)->this_system &&
+	    slm_arenas_create(s->topo, &s->arenas, NULL))
+		s->arenas = NULL; /* plain malloc; placement only */
+	m = calloc(1, sizeof(*m));
+	if (!m) {
 		rc = slm_error_set(err, SLM_ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = slm_model_open(path, &s->model, err);
+	m->front = s;
+	m->cfg = cfg;
+	m->topo = s->topo;
+	m->arenas = s->arenas;
+	const char *path = slm_cfg_str(cfg, SLM_CFG_MODEL_PATH);
+	if ((!path || !*path) && progress)
+		progress(progress_ctx, "making a synthetic model", 0);
+	rc = serve_model_prepare(m, path, err);
+	if (!rc)
+		rc = serve_model_start(m, progress, progress_ctx, err);
 	if (rc)
 		goto fail;
-	if (s->model->name && *s->model->name)
-		snprintf(s->name, sizeof(s->name), "%s", s->model->name);
-	else {
-		const char *base = strrchr(path, '/');
-		snprintf(s->name, sizeof(s->name), "%s",
-			 base ? base + 1 : path);
-	}
-	rc = slm_vocab_create(s->model->file, &s->vocab, err);
-	if (rc) {
-		slm_error_prefix(err, "%s: ", path);
-		goto fail;
-	}
-	rc = settings(s, err);
+	m->state = SLM_MODEL_SERVING;
+	m->t_state_ns = slm_now_ns();
+	s->n_names = 1;
+	s->models = m;
+	s->serving = m;
+	m = NULL;
+	rc = serve_life_start(s, err);
 	if (rc)
 		goto fail;
-	rc = plan_groups(s, err);
-	if (rc)
-		goto fail;
-	rc = load_copies(s, progress, progress_ctx, err);
-	if (rc)
-		goto fail;
-	rc = groups_start(s, err);
-	if (rc)
-		goto fail;
-	SLM_INFO("serve",
-		 "serving %s (%s, %u positions per sequence): %d worker "
-		 "group%s, KV %s %u blocks of %u positions per group, batch "
-		 "%u tokens, %u sequences, prefix cache %s%s",
-		 s->name, slm_arch_name(s->model->hp.arch), s->n_ctx,
-		 s->n_groups, s->n_groups == 1 ? "" : "s",
-		 slm_kv_type_name(s->kv_type), s->kv_blocks, s->block_tokens,
-		 s->budget, s->max_running, s->prefix_on ? "on" : "off",
-		 s->prefix_on && s->namespaces ? " (namespaces)" : "");
-	s->load_ns = slm_now_ns() - t_start;
 	__atomic_store_n(&s->alive, true, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->accepting, true, __ATOMIC_RELEASE);
 	*out = s;
 	return 0;
 fail:
+	serve_model_free(m);
 	slm_serve_destroy(s);
 	return rc;
 }
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void *req_calloc(struct slm_serve *s, int node, size_t n, size_t size)
+static void *req_calloc(struct serve_model *s, int node, size_t n, size_t size)
 {
 	if (s->arenas)
 		return slm_arena_calloc(s->arenas, node, n, size);
 	return calloc(n, size);
 }
 
-static void req_mem_free(struct slm_serve *s, void *p)
+static void req_mem_free(struct serve_model *s, void *p)
 {
 	if (s->arenas)
 		slm_arena_free(s->arenas, p);
@@ -509,7 +631,7 @@ static void req_mem_free(struct slm_serve *s, void *p)
 		free(p);
 }
 
-void slm_serve_req_free(struct slm_serve *s, struct serve_req *r)
+void slm_serve_req_free(struct serve_model *s, struct serve_req *r)
 {
 	if (!r)
 		return;
@@ -531,8 +653,9 @@ static void map_insert(struct slm_serve *s, struct serve_req *r)
 	pthread_mutex_unlock(&s->map_lock);
 }
 
-void slm_serve_map_remove(struct slm_serve *s, struct serve_req *r)
+void slm_serve_map_remove(struct serve_model *m, struct serve_req *r)
 {
+	struct slm_serve *s = m->front;
 	pthread_mutex_lock(&s->map_lock);
 	struct serve_req **b = &s->map[r->id % SERVE_MAP_BUCKETS];
 	while (*b && *b != r)
@@ -543,7 +666,7 @@ void slm_serve_map_remove(struct slm_serve *s, struct serve_req *r)
 }
 
 /* The prompt's ids into toks. */
-static int prompt_ids(struct slm_serve *s, const struct slm_request *req,
+static int prompt_ids(struct serve_model *s, const struct slm_request *req,
 		      struct slm_tokens *toks, struct slm_error *err)
 {
 	switch (req->input) {
@@ -600,7 +723,7 @@ static int prompt_ids(struct slm_serve *s, const struct slm_request *req,
 }
 
 /* Sampler and stopper of the request's parameters. */
-static int make_sampling(struct slm_serve *s, const struct slm_gen_params *gp,
+static int make_sampling(struct serve_model *s, const struct slm_gen_params *gp,
 			 struct serve_req *r, struct slm_error *err)
 {
 	struct slm_sampler_params sp;
@@ -643,7 +766,7 @@ static int make_sampling(struct slm_serve *s, const struct slm_gen_params *gp,
 }
 
 /* The group for a request of ids[n], or -1 when all are full. */
-static int pick_group(struct slm_serve *s, const char *ns, const int32_t *ids,
+static int pick_group(struct serve_model *s, const char *ns, const int32_t *ids,
 		      uint32_t n)
 {
 	if (s->n_groups == 1) {
@@ -701,21 +824,83 @@ static void leave(struct slm_serve *s)
 	__atomic_sub_fetch(&s->users, 1, __ATOMIC_SEQ_CST);
 }
 
-static int submit(struct slm_serve *s, const struct slm_request *req,
-		  uint64_t *id_out, struct slm_error *err);
+bool serve_front_enter(struct slm_serve *s)
+{
+	return enter(s);
+}
+
+void serve_front_leave(struct slm_serve *s)
+{
+	leave(s);
+}
+
+/*
+ * The serving model, counted in as a user (see "A model's lifetime" in
+ * serve_int.h): count in, then check it is still the serving one (both
+ * sequentially consistent, so a swap that switches `serving` and then
+ * waits for users == 0 either sees this caller or is seen by it).  NULL
+ * after stop.
+ */
+static struct serve_model *model_enter(struct slm_serve *s)
+{
+	for (;;) {
+		struct serve_model *m =
+			__atomic_load_n(&s->serving, __ATOMIC_SEQ_CST);
+		if (!m)
+			return NULL;
+		__atomic_add_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&s->serving, __ATOMIC_SEQ_CST) == m)
+			return m;
+		__atomic_sub_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void model_leave(struct serve_model *m)
+{
+	__atomic_sub_fetch(&m->users, 1, __ATOMIC_SEQ_CST);
+}
+
+struct serve_model *serve_serving_enter(struct slm_serve *s)
+{
+	if (!enter(s))
+		return NULL;
+	struct serve_model *m = model_enter(s);
+	if (!m)
+		leave(s);
+	return m;
+}
+
+void serve_serving_leave(struct slm_serve *s, struct serve_model *m)
+{
+	model_leave(m);
+	leave(s);
+}
+
+static int submit(struct slm_serve *s, struct serve_model *m,
+		  const struct slm_request *req, uint64_t *id_out,
+		  struct slm_error *err);
 
 int slm_serve_submit(struct slm_serve *s, const struct slm_request *req,
 		     uint64_t *id_out, struct slm_error *err)
 {
 	if (!enter(s))
 		return refuse(s, slm_error_set(err, SLM_ESTATE, "not serving"));
-	int rc = submit(s, req, id_out, err);
+	struct serve_model *m = model_enter(s);
+	int rc;
+	if (m) {
+		rc = submit(s, m, req, id_out, err);
+		model_leave(m);
+	} else {
+		rc = refuse(s, slm_error_set(err, SLM_ESTATE,
+					     "not serving: no model"));
+	}
 	leave(s);
 	return rc;
 }
 
-static int submit(struct slm_serve *s, const struct slm_request *req,
-		  uint64_t *id_out, struct slm_error *err)
+static int submit(struct slm_serve *s, struct serve_model *m,
+		  const struct slm_request *req, uint64_t *id_out,
+		  struct slm_error *err)
 {
 	if (!__atomic_load_n(&s->accepting, __ATOMIC_ACQUIRE))
 		return refuse(s, slm_error_set(err, SLM_ESTATE,
@@ -728,38 +913,38 @@ static int submit(struct slm_serve *s, const struct slm_request *req,
 	uint64_t now = slm_now_ns();
 	struct slm_tokens toks = {0};
 	struct serve_req *r = NULL;
-	int rc = prompt_ids(s, req, &toks, err);
+	int rc = prompt_ids(m, req, &toks, err);
 	if (rc)
 		goto out;
 	if (!toks.n) {
 		rc = slm_error_set(err, SLM_EINVAL, "the prompt has no tokens");
 		goto out;
 	}
-	uint32_t kv_positions = (s->kv_blocks - 1) * s->block_tokens;
-	if (toks.n >= s->n_ctx || toks.n >= kv_positions) {
+	uint32_t kv_positions = (m->kv_blocks - 1) * m->block_tokens;
+	if (toks.n >= m->n_ctx || toks.n >= kv_positions) {
 		rc = slm_error_set(
 			err, SLM_ETOOBIG,
 			"the prompt has %zu tokens; the context "
 			"is %u positions%s",
-			toks.n, SLM_MIN(s->n_ctx, kv_positions),
-			kv_positions < s->n_ctx ? " (the KV pool's size)" : "");
+			toks.n, SLM_MIN(m->n_ctx, kv_positions),
+			kv_positions < m->n_ctx ? " (the KV pool's size)" : "");
 		goto out;
 	}
-	const char *ns = s->namespaces ? req->cache_namespace : NULL;
-	int gi = pick_group(s, ns, toks.ids, (uint32_t)toks.n);
+	const char *ns = m->namespaces ? req->cache_namespace : NULL;
+	int gi = pick_group(m, ns, toks.ids, (uint32_t)toks.n);
 	if (gi < 0) {
 		rc = slm_error_set(err, SLM_EOVERLOAD,
 				   "overloaded: %u requests queued in every "
 				   "worker group",
-				   s->max_queue);
+				   m->max_queue);
 		goto out;
 	}
-	struct serve_group *g = &s->groups[gi];
-	r = req_calloc(s, g->node, 1, sizeof(*r));
+	struct serve_group *g = &m->groups[gi];
+	r = req_calloc(m, g->node, 1, sizeof(*r));
 	uint32_t cap = (uint32_t)toks.n + 1;
-	uint32_t room = s->n_ctx; /* prompt + generated, at most n_ctx */
+	uint32_t room = m->n_ctx; /* prompt + generated, at most n_ctx */
 	if (r)
-		r->toks = req_calloc(s, g->node, room, sizeof(int32_t));
+		r->toks = req_calloc(m, g->node, room, sizeof(int32_t));
 	if (!r || !r->toks) {
 		rc = slm_error_set(err, SLM_ENOMEM, "out of memory");
 		goto out;
@@ -769,7 +954,7 @@ static int submit(struct slm_serve *s, const struct slm_request *req,
 	memcpy(r->toks, toks.ids, toks.n * sizeof(int32_t));
 	r->n_toks = r->n_prompt = (uint32_t)toks.n;
 	r->g = g;
-	rc = make_sampling(s, &req->gen, r, err);
+	rc = make_sampling(m, &req->gen, r, err);
 	if (rc)
 		goto out;
 	for (uint32_t i = 0; i < r->n_prompt; i++)
@@ -789,20 +974,20 @@ static int submit(struct slm_serve *s, const struct slm_request *req,
 	r->ctx = req->ctx;
 	r->deadline_ns = req->deadline_ns;
 	r->t_submit = now;
-	uint32_t gen_est = r->max_new && r->max_new < s->n_ctx - r->n_prompt
+	uint32_t gen_est = r->max_new && r->max_new < m->n_ctx - r->n_prompt
 				   ? r->max_new
-				   : s->n_ctx - r->n_prompt;
+				   : m->n_ctx - r->n_prompt;
 	r->load = r->n_prompt + (uint64_t)gen_est;
 	r->id = __atomic_fetch_add(&s->next_id, 1, __ATOMIC_RELAXED);
 
 	pthread_mutex_lock(&g->lock);
-	if (g->n_waiting >= s->max_queue || g->stop) {
+	if (g->n_waiting >= m->max_queue || g->stop) {
 		bool stopping = g->stop;
 		pthread_mutex_unlock(&g->lock);
 		rc = stopping ? slm_error_set(err, SLM_ESTATE, "not serving")
 			      : slm_error_set(err, SLM_EOVERLOAD,
 					      "overloaded: %u requests queued",
-					      s->max_queue);
+					      m->max_queue);
 		goto out;
 	}
 	*id_out = r->id;
@@ -823,7 +1008,7 @@ static int submit(struct slm_serve *s, const struct slm_request *req,
 	return 0;
 out:
 	slm_tokens_free(&toks);
-	slm_serve_req_free(s, r);
+	slm_serve_req_free(m, r);
 	if (rc == SLM_EUNSUPPORTED)
 		rc = SLM_EINVAL;
 	if (rc == SLM_EINVAL && err && err->msg[0] &&
@@ -841,6 +1026,8 @@ int slm_serve_cancel(struct slm_serve *s, uint64_t id)
 		if (r->id == id) {
 			__atomic_store_n(&r->cancel, 1, __ATOMIC_RELAXED);
 			g = r->g;
+			/* its model stays until we leave (it is in flight) */
+			__atomic_add_fetch(&g->s->users, 1, __ATOMIC_SEQ_CST);
 			break;
 		}
 	pthread_mutex_unlock(&s->map_lock);
@@ -849,10 +1036,19 @@ int slm_serve_cancel(struct slm_serve *s, uint64_t id)
 	pthread_mutex_lock(&g->lock);
 	pthread_cond_signal(&g->cond);
 	pthread_mutex_unlock(&g->lock);
+	model_leave(g->s);
 	return 0;
 }
 
 /* ---- life ----------------------------------------------------------------- */
+
+/* A model with worker groups (models_lock): counted, flushed, watched. */
+static bool model_running(const struct serve_model *m)
+{
+	return (m->state == SLM_MODEL_READY || m->state == SLM_MODEL_SERVING ||
+		m->state == SLM_MODEL_DRAINING) &&
+	       m->groups;
+}
 
 void slm_serve_drain(struct slm_serve *s)
 {
@@ -861,22 +1057,61 @@ void slm_serve_drain(struct slm_serve *s)
 
 bool slm_serve_idle(struct slm_serve *s)
 {
-	for (int i = 0; i < s->n_groups; i++)
-		if (__atomic_load_n(&s->groups[i].n_inflight, __ATOMIC_ACQUIRE))
-			return false;
-	return true;
+	bool idle = true;
+	pthread_mutex_lock(&s->models_lock);
+	for (struct serve_model *m = s->models; m && idle; m = m->next)
+		if (model_running(m) && serve_model_inflight(m))
+			idle = false;
+	pthread_mutex_unlock(&s->models_lock);
+	return idle;
 }
 
 bool slm_serve_healthy(struct slm_serve *s)
 {
 	uint64_t now = slm_now_ns();
-	for (int i = 0; i < s->n_groups; i++) {
-		uint64_t b = __atomic_load_n(&s->groups[i].step_begin_ns,
-					     __ATOMIC_RELAXED);
-		if (b && now > b && now - b > SERVE_STALL_NS)
-			return false;
+	bool ok = true;
+	pthread_mutex_lock(&s->models_lock);
+	for (struct serve_model *m = s->models; m; m = m->next) {
+		if (!model_running(m))
+			continue;
+		for (int i = 0; i < m->n_groups; i++) {
+			uint64_t b = __atomic_load_n(
+				&m->groups[i].step_begin_ns, __ATOMIC_RELAXED);
+			if (b && now > b && now - b > SERVE_STALL_NS)
+				ok = false;
+		}
 	}
-	return true;
+	pthread_mutex_unlock(&s->models_lock);
+	return ok;
+}
+
+void serve_fold_counters(struct slm_serve *s, struct serve_model *m)
+{
+	struct retired_counters *r = &s->gone;
+	for (int i = 0; m->groups && i < m->n_groups; i++) {
+		struct serve_group *g = &m->groups[i];
+		if (!g->inited)
+			continue;
+		pthread_mutex_lock(&g->stats_lock);
+		const struct group_counters *c = &g->snap;
+		for (int k = 0; k < 5; k++)
+			r->c.finished[k] += c->finished[k];
+		r->c.prompt_tokens += c->prompt_tokens;
+		r->c.cached_tokens += c->cached_tokens;
+		r->c.generated_tokens += c->generated_tokens;
+		r->c.forward_passes += c->forward_passes;
+		r->c.batch_tokens += c->batch_tokens;
+		r->c.preemptions += c->preemptions;
+		r->cow_copies += g->cow_snap;
+		r->cache_lookups += g->cache_snap.lookups;
+		r->cache_hit_tokens += g->cache_snap.hit_tokens;
+		r->cache_miss_tokens += g->cache_snap.miss_tokens;
+		r->cache_evictions += g->cache_snap.evictions;
+		memset(&g->snap, 0, sizeof(g->snap));
+		memset(&g->cache_snap, 0, sizeof(g->cache_snap));
+		g->cow_snap = 0;
+		pthread_mutex_unlock(&g->stats_lock);
+	}
 }
 
 void slm_serve_stop(struct slm_serve *s)
@@ -889,27 +1124,27 @@ void slm_serve_stop(struct slm_serve *s)
 	/* callers already inside submit or describe finish first */
 	while (__atomic_load_n(&s->users, __ATOMIC_SEQ_CST))
 		slm_sleep_ns(100000);
-	for (int i = 0; i < s->n_groups; i++) {
-		struct serve_group *g = &s->groups[i];
-		if (!g->leader && !g->raw)
-			continue;
-		pthread_mutex_lock(&g->lock);
-		g->stop = true;
-		pthread_cond_signal(&g->cond);
-		pthread_mutex_unlock(&g->lock);
+	/* no load or drain goes on behind our back */
+	serve_life_stop(s);
+	pthread_mutex_lock(&s->models_lock);
+	struct serve_model *list = s->models;
+	s->models = NULL;
+	__atomic_store_n(&s->serving, NULL, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&s->models_lock);
+	/* whatever still runs is cancelled (each gets its DONE) */
+	for (struct serve_model *m = list; m; m = m->next)
+		serve_model_stop_groups(m);
+	pthread_mutex_lock(&s->models_lock);
+	while (list) {
+		struct serve_model *m = list;
+		list = m->next;
+		serve_fold_counters(s, m);
+		m->next = s->retired;
+		s->retired = m;
 	}
-	for (int i = 0; i < s->n_groups; i++) {
-		group_join(&s->groups[i]);
-	}
-	for (int i = 0; s->copies && i < s->n_copies; i++) {
-		slm_weights_free(s->copies[i]);
-		s->copies[i] = NULL;
-	}
-	slm_vocab_destroy(s->vocab);
-	s->vocab = NULL;
-	slm_model_close(s->model);
-	s->model = NULL;
-	remove_synthetic(s);
+	pthread_mutex_unlock(&s->models_lock);
+	for (struct serve_model *m = s->retired; m; m = m->next)
+		serve_model_release(m);
 }
 
 void slm_serve_destroy(struct slm_serve *s)
@@ -917,22 +1152,16 @@ void slm_serve_destroy(struct slm_serve *s)
 	if (!s)
 		return;
 	slm_serve_stop(s);
-	for (int i = 0; s->groups && i < s->n_groups; i++) {
-		struct serve_group *g = &s->groups[i];
-		if (!g->inited)
-			continue;
-		pthread_mutex_destroy(&g->lock);
-		pthread_cond_destroy(&g->cond);
-		pthread_cond_destroy(&g->flush_cond);
-		pthread_mutex_destroy(&g->stats_lock);
+	while (s->retired) {
+		struct serve_model *m = s->retired;
+		s->retired = m->next;
+		serve_model_free(m);
 	}
-	free(s->groups);
-	free(s->copies);
 	slm_arenas_destroy(s->arenas);
-	slm_plan_destroy(s->plan);
 	slm_topo_close(s->topo);
-	free(s->model_path);
 	pthread_mutex_destroy(&s->map_lock);
+	pthread_mutex_destroy(&s->models_lock);
+	pthread_cond_destroy(&s->models_cond);
 	free(s);
 }
 
@@ -941,22 +1170,28 @@ bool slm_serve_describe(struct slm_serve *s, struct slm_serve_info *out)
 	memset(out, 0, sizeof(*out));
 	if (!s || !enter(s))
 		return false;
-	out->name = s->name;
-	out->path = s->model_path;
-	out->arch = slm_arch_name(s->model->hp.arch);
-	out->synthetic = s->synthetic;
-	out->n_ctx = s->n_ctx;
-	out->n_vocab = s->n_vocab;
-	out->n_groups = s->n_groups;
-	out->kv_type = slm_kv_type_name(s->kv_type);
-	out->kv_blocks = s->kv_blocks;
-	out->block_tokens = s->block_tokens;
-	out->file_type = slm_file_type_name(s->model->file_type);
-	out->n_params = s->model->n_params;
+	struct serve_model *m = model_enter(s);
+	if (!m) {
+		leave(s);
+		return false;
+	}
+	out->name = m->name;
+	out->path = m->model_path;
+	out->arch = slm_arch_name(m->model->hp.arch);
+	out->synthetic = m->synthetic;
+	out->n_ctx = m->n_ctx;
+	out->n_vocab = m->n_vocab;
+	out->n_groups = m->n_groups;
+	out->kv_type = slm_kv_type_name(m->kv_type);
+	out->kv_blocks = m->kv_blocks;
+	out->block_tokens = m->block_tokens;
+	out->file_type = slm_file_type_name(m->model->file_type);
+	out->n_params = m->model->n_params;
 	out->chat_template =
-		s->chat_template ? s->chat_template
-				 : slm_chat_detect(s->model->tok.chat_template);
-	out->load_ns = s->load_ns;
+		m->chat_template ? m->chat_template
+				 : slm_chat_detect(m->model->tok.chat_template);
+	out->load_ns = m->load_ns;
+	model_leave(m);
 	leave(s);
 	return true;
 }
@@ -970,45 +1205,87 @@ void slm_serve_stats_get(struct slm_serve *s, struct slm_serve_stats *out)
 	out->refused_overload =
 		__atomic_load_n(&s->n_overload, __ATOMIC_RELAXED);
 	out->refused_state = __atomic_load_n(&s->n_state, __ATOMIC_RELAXED);
-	for (int i = 0; s->groups && i < s->n_groups; i++) {
-		struct serve_group *g = &s->groups[i];
-		if (!g->inited)
+	pthread_mutex_lock(&s->models_lock);
+	const struct retired_counters *r = &s->gone;
+	for (int k = 0; k < 5; k++)
+		out->finished[k] = r->c.finished[k];
+	out->prompt_tokens = r->c.prompt_tokens;
+	out->cached_tokens = r->c.cached_tokens;
+	out->generated_tokens = r->c.generated_tokens;
+	out->forward_passes = r->c.forward_passes;
+	out->batch_tokens = r->c.batch_tokens;
+	out->preemptions = r->c.preemptions;
+	out->cow_copies = r->cow_copies;
+	out->cache_lookups = r->cache_lookups;
+	out->cache_hit_tokens = r->cache_hit_tokens;
+	out->cache_miss_tokens = r->cache_miss_tokens;
+	out->cache_evictions = r->cache_evictions;
+	for (struct serve_model *m = s->models; m; m = m->next) {
+		if (!model_running(m))
 			continue;
-		pthread_mutex_lock(&g->stats_lock);
-		const struct group_counters *c = &g->snap;
-		for (int k = 0; k < 5; k++)
-			out->finished[k] += c->finished[k];
-		out->prompt_tokens += c->prompt_tokens;
-		out->cached_tokens += c->cached_tokens;
-		out->generated_tokens += c->generated_tokens;
-		out->forward_passes += c->forward_passes;
-		out->batch_tokens += c->batch_tokens;
-		out->preemptions += c->preemptions;
-		out->cow_copies += g->cow_snap;
-		out->queued += g->waiting_snap;
-		out->running += g->running_snap;
-		const struct slm_prefix_stats *ps = &g->cache_snap;
-		out->cache_lookups += ps->lookups;
-		out->cache_hit_tokens += ps->hit_tokens;
-		out->cache_miss_tokens += ps->miss_tokens;
-		out->cache_evictions += ps->evictions;
-		out->blocks_total += ps->blocks_total;
-		out->blocks_free += ps->blocks_free;
-		out->blocks_cached += ps->blocks_cached;
-		out->blocks_in_use += ps->blocks_in_use;
-		pthread_mutex_unlock(&g->stats_lock);
+		for (int i = 0; i < m->n_groups; i++) {
+			struct serve_group *g = &m->groups[i];
+			if (!g->inited)
+				continue;
+			pthread_mutex_lock(&g->stats_lock);
+			const struct group_counters *c = &g->snap;
+			for (int k = 0; k < 5; k++)
+				out->finished[k] += c->finished[k];
+			out->prompt_tokens += c->prompt_tokens;
+			out->cached_tokens += c->cached_tokens;
+			out->generated_tokens += c->generated_tokens;
+			out->forward_passes += c->forward_passes;
+			out->batch_tokens += c->batch_tokens;
+			out->preemptions += c->preemptions;
+			out->cow_copies += g->cow_snap;
+			out->queued += g->waiting_snap;
+			out->running += g->running_snap;
+			const struct slm_prefix_stats *ps = &g->cache_snap;
+			out->cache_lookups += ps->lookups;
+			out->cache_hit_tokens += ps->hit_tokens;
+			out->cache_miss_tokens += ps->miss_tokens;
+			out->cache_evictions += ps->evictions;
+			out->blocks_total += ps->blocks_total;
+			out->blocks_free += ps->blocks_free;
+			out->blocks_cached += ps->blocks_cached;
+			out->blocks_in_use += ps->blocks_in_use;
+			pthread_mutex_unlock(&g->stats_lock);
+		}
 	}
+	pthread_mutex_unlock(&s->models_lock);
 }
 
 int slm_serve_cache_flush(struct slm_serve *s)
 {
 	if (!enter(s))
 		return SLM_ESTATE;
-	/* Each group's leader owns its tree: ask every leader, then wait for
-	 * each to have done it (a step in progress finishes first). */
-	uint64_t asked[s->n_groups];
-	for (int i = 0; i < s->n_groups; i++) {
-		struct serve_group *g = &s->groups[i];
+	/* Each group's leader owns its tree: ask every leader of every
+	 * running model, then wait for the serving model's leaders to have
+	 * done it (a step in progress finishes first).  The serving model
+	 * is pinned (model_enter) while we wait; a draining or ready one
+	 * flushes at its next step unwatched. */
+	pthread_mutex_lock(&s->models_lock);
+	for (struct serve_model *m = s->models; m; m = m->next) {
+		if (!model_running(m) || m == s->serving)
+			continue;
+		for (int i = 0; i < m->n_groups; i++) {
+			struct serve_group *g = &m->groups[i];
+			pthread_mutex_lock(&g->lock);
+			++g->flush_asked;
+			g->flush = true;
+			pthread_cond_signal(&g->cond);
+			pthread_mutex_unlock(&g->lock);
+		}
+	}
+	pthread_mutex_unlock(&s->models_lock);
+	struct serve_model *m = model_enter(s);
+	if (!m) {
+		leave(s);
+		return 0;
+	}
+	uint64_t asked[m->n_groups];
+	for (int i = 0; i < m->n_groups; i++) {
+		struct serve_group *g = &m->groups[i];
 		pthread_mutex_lock(&g->lock);
 		asked[i] = ++g->flush_asked;
 		g->flush = true;
@@ -1020,8 +1297,8 @@ int slm_serve_cache_flush(struct slm_serve *s)
 	until.tv_sec += SERVE_FLUSH_WAIT_S;
 	int rc = 0;
 	int64_t dropped = 0;
-	for (int i = 0; i < s->n_groups && !rc; i++) {
-		struct serve_group *g = &s->groups[i];
+	for (int i = 0; i < m->n_groups && !rc; i++) {
+		struct serve_group *g = &m->groups[i];
 		pthread_mutex_lock(&g->lock);
 		while (g->flush_done < asked[i] && !rc)
 			if (pthread_cond_timedwait(&g->flush_cond, &g->lock,
@@ -1031,6 +1308,7 @@ int slm_serve_cache_flush(struct slm_serve *s)
 			dropped += g->flush_dropped;
 		pthread_mutex_unlock(&g->lock);
 	}
+	model_leave(m);
 	leave(s);
 	return rc ? rc : (int)SLM_MIN(dropped, (int64_t)INT_MAX);
 }

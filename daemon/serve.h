@@ -213,7 +213,7 @@ struct slm_serve_info {
 	const char *chat_template; /* model.chat_template, else the model's
 				    * own as slm_chat_detect names it; NULL:
 				    * none known (chatml is used) */
-	uint64_t load_ns;	   /* slm_serve_create: start to serving */
+	uint64_t load_ns;	   /* opening the file to ready to serve */
 };
 
 /* Fill *out (strings valid until slm_serve_destroy); false after stop. */
@@ -244,6 +244,100 @@ struct slm_serve_stats {
 };
 
 void slm_serve_stats_get(struct slm_serve *s, struct slm_serve_stats *out);
+
+/* ---- models: load beside the serving one, swap, unload ------------------ */
+
+/*
+ * The serving core holds one serving model and may hold others beside it:
+ * one loading in the background, one loaded and ready to take over, and
+ * the one a swap replaced, draining.  New requests go to the serving
+ * model only; a request runs to its end on the model it started on.
+ *
+ *   loading --load done--> ready --swap--> serving --swap away--> draining
+ *      |                                          (no request runs on it)
+ *      +--error--> failed                                     --> freed
+ *
+ * A background thread of the serving core loads (one model at a time, in
+ * the order asked) and frees drained models.  Threads: any thread; the
+ * calls are quick (the file is opened and checked on the calling thread,
+ * the weights are read in the background).
+ */
+enum slm_model_state {
+	SLM_MODEL_LOADING,  /* weights being read (or queued behind another) */
+	SLM_MODEL_READY,    /* loaded, worker groups started, not serving */
+	SLM_MODEL_SERVING,  /* new requests go to it */
+	SLM_MODEL_DRAINING, /* swapped away: its running requests finish */
+	SLM_MODEL_FAILED,   /* the background load failed: see error */
+};
+
+/* "loading", "ready", "serving", "draining", "failed". */
+const char *slm_model_state_name(enum slm_model_state state);
+
+/* One model, a snapshot (copied strings). */
+struct slm_serve_model_info {
+	char name[128]; /* unique among the models held */
+	char path[4096];
+	char arch[16];
+	enum slm_model_state state;
+	bool synthetic;
+	bool swap_pending;     /* serves as soon as it is loaded */
+	char phase[32];	       /* loading: "queued", "weights", "workers" */
+	uint64_t load_done;    /* bytes of weights read (every copy) */
+	uint64_t load_total;   /* bytes to read */
+	int percent;	       /* of the load */
+	uint64_t weight_bytes; /* one copy of the weights */
+	int n_copies;	       /* copies (one per NUMA node that serves) */
+	uint64_t kv_bytes;     /* KV pools, every group */
+	int n_groups;
+	uint32_t running; /* requests in flight on it */
+	double state_s;	  /* seconds in this state */
+	char error[512];  /* FAILED: why */
+};
+
+/*
+ * The models held now, in the order they were loaded: *out (free() it)
+ * with *n entries.  0, SLM_ENOMEM, or SLM_ESTATE after stop.
+ */
+int slm_serve_models(struct slm_serve *s, struct slm_serve_model_info **out,
+		     int *n) SLM_MUST_CHECK;
+
+/*
+ * Load the model at path beside the serving one, in the background; with
+ * swap, serve it as soon as it is loaded.  Opening the file, reading its
+ * vocabulary and planning it happen now: a missing or malformed file
+ * returns the GGUF reader's error (file, offset, what) and changes
+ * nothing.  SLM_EBUSY when the file is already held (err names the
+ * model), SLM_ENOMEM when this machine's memory (per NUMA node, minus
+ * numa.mem_reserve, and what is available now) cannot hold it beside the
+ * models held, SLM_ESTATE after stop.  *out (may be NULL) describes the
+ * new model.
+ */
+int slm_serve_model_load(struct slm_serve *s, const char *path, bool swap,
+			 struct slm_serve_model_info *out,
+			 struct slm_error *err) SLM_MUST_CHECK;
+
+/*
+ * Serve `target`: the name or path of a model held (ready: switched now;
+ * loading: switched once loaded), else a path to load (as
+ * slm_serve_model_load with swap).  Requests running on the model it
+ * replaces finish there; that model is freed once none is left.
+ * SLM_EINVAL when target already serves, SLM_EBUSY when it is draining,
+ * SLM_ESTATE when it failed; else as slm_serve_model_load.
+ * *switched (may be NULL) tells whether new requests already go to it.
+ */
+int slm_serve_model_swap(struct slm_serve *s, const char *target,
+			 struct slm_serve_model_info *out, bool *switched,
+			 struct slm_error *err) SLM_MUST_CHECK;
+
+/*
+ * Free the model `target` (name or path) that does not serve: ready,
+ * failed, or still queued for loading.  The serving model is refused
+ * (SLM_EBUSY: swap to another first), as are a draining one (freed by
+ * itself when its requests finish) and one whose weights are being read
+ * (unload it once ready).  SLM_ENOTFOUND when no model has that name.
+ */
+int slm_serve_model_unload(struct slm_serve *s, const char *target,
+			   struct slm_error *err) SLM_MUST_CHECK;
 
 /* ---- for the control socket (ctl/ctl.h's shapes) ------------------------ */
 
@@ -278,6 +372,18 @@ int slm_serve_stats_json(struct slm_serve *s, struct cJSON *out);
  * op.
  */
 int slm_serve_cache_ctl(struct slm_serve *s, const char *op,
+			struct cJSON *result, struct slm_error *err);
+
+/*
+ * The `model` command: op "list" ({"models":[...]}, each as
+ * slm_serve_model_info: name, path, arch, state, synthetic, swap_pending,
+ * phase, loaded_bytes, total_bytes, percent, weight_bytes, copies,
+ * kv_bytes, groups, running, state_s, error), "load" (arg: the path;
+ * {"model":{...}}), "swap" (arg: a path or a name; {"model":{...},
+ * "switched":bool}), "unload" (arg: a name or path; {"unloaded":NAME}).
+ * A ctl_command_fn body: 0, or an SLM_E* code with err set.
+ */
+int slm_serve_model_ctl(struct slm_serve *s, const char *op, const char *arg,
 			struct cJSON *result, struct slm_error *err);
 
 /* Drop every cached prefix (blocks in use stay with their sequences).

@@ -105,17 +105,21 @@ static int groups_status(void *ctx, cJSON *section)
 {
 	struct slm_serve *s = ctx;
 	ctl_status_make_list(section);
-	for (int i = 0; i < s->n_groups; i++) {
+	struct serve_model *m = serve_serving_enter(s);
+	if (!m)
+		return 0;
+	int rc = 0;
+	for (int i = 0; i < m->n_groups && !rc; i++) {
 		cJSON *o = cJSON_CreateObject();
 		if (!o || !cJSON_AddItemToArray(section, o)) {
 			cJSON_Delete(o);
-			return SLM_ENOMEM;
+			rc = SLM_ENOMEM;
+		} else {
+			rc = group_json(&m->groups[i], o);
 		}
-		int rc = group_json(&s->groups[i], o);
-		if (rc)
-			return rc;
 	}
-	return 0;
+	serve_serving_leave(s, m);
+	return rc;
 }
 
 /* ---- commands ------------------------------------------------------------- */
@@ -133,12 +137,27 @@ static int cache_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
 	return slm_serve_cache_ctl(ctx, req->op, result, err);
 }
 
+static int model_topology(struct serve_model *s, cJSON *result,
+			  struct slm_error *err);
+
 /* The plan the serving core runs: what slm topology prints for the same
  * settings and model, and the sizes it was planned with. */
 static int topology_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
 			struct slm_error *err)
 {
 	struct slm_serve *s = ctx;
+	struct serve_model *m = serve_serving_enter(s);
+	if (!m)
+		return slm_error_set(err, SLM_ESTATE,
+				     "topology: no model is serving");
+	int rc = model_topology(m, result, err);
+	serve_serving_leave(s, m);
+	return rc;
+}
+
+static int model_topology(struct serve_model *s, cJSON *result,
+			  struct slm_error *err)
+{
 	const struct slm_topo_info *topo = slm_topo_info(s->topo);
 	char *text = NULL;
 	size_t len = 0;
@@ -178,9 +197,11 @@ static int topology_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
 
 /* ---- the perf source ----------------------------------------------------------- */
 
-static void collect(void *ctx, struct perf_snapshot *snap)
+/* Counters are the core's totals (slm_serve_stats_get: models a swap
+ * freed stay counted, so they never go down); gauges are the serving
+ * model's groups. */
+static void collect_counters(struct slm_serve *s, struct perf_snapshot *snap)
 {
-	struct slm_serve *s = ctx;
 	static const char *const refused[] = {"invalid", "too_big",
 					      "overloaded", "not_serving"};
 	const uint64_t *ref_n[] = {&s->n_invalid, &s->n_toobig, &s->n_overload,
@@ -191,36 +212,40 @@ static void collect(void *ctx, struct perf_snapshot *snap)
 				  "submit, by reason",
 				  __atomic_load_n(ref_n[i], __ATOMIC_RELAXED),
 				  "reason", refused[i], PERF_END);
-	for (int i = 0; i < s->n_groups; i++) {
+	struct slm_serve_stats st;
+	slm_serve_stats_get(s, &st);
+	for (int k = 0; k < 5; k++)
+		perf_emit_counter(snap, "requests_finished_total",
+				  "requests finished, by finish reason",
+				  st.finished[k], "reason",
+				  slm_finish_name((enum slm_finish)k),
+				  PERF_END);
+	perf_emit_counter(snap, "prefix_lookups_total",
+			  "prefix-cache lookups (admissions)", st.cache_lookups,
+			  PERF_END);
+	perf_emit_counter(snap, "prefix_evictions_total",
+			  "cached KV blocks evicted for room",
+			  st.cache_evictions, PERF_END);
+	perf_emit_counter(snap, "preemptions_total",
+			  "sequences preempted for KV room (recomputed later)",
+			  st.preemptions, PERF_END);
+	perf_emit_counter(snap, "kv_cow_copies_total",
+			  "KV blocks copied on write", st.cow_copies, PERF_END);
+	perf_emit_counter(snap, "forward_passes_total",
+			  "scheduler steps that ran the model",
+			  st.forward_passes, PERF_END);
+	perf_emit_counter(snap, "batch_tokens_total",
+			  "tokens through those forward passes",
+			  st.batch_tokens, PERF_END);
+}
+
+static void collect_gauges(struct serve_model *m, struct perf_snapshot *snap)
+{
+	for (int i = 0; i < m->n_groups; i++) {
 		struct group_view v;
-		group_view(&s->groups[i], &v);
+		group_view(&m->groups[i], &v);
 		char gl[16];
 		snprintf(gl, sizeof(gl), "%d", i);
-		for (int k = 0; k < 5; k++)
-			perf_emit_counter(
-				snap, "requests_finished_total",
-				"requests finished, by finish reason",
-				v.c.finished[k], "group", gl, "reason",
-				slm_finish_name((enum slm_finish)k), PERF_END);
-		perf_emit_counter(snap, "prefix_lookups_total",
-				  "prefix-cache lookups (admissions)",
-				  v.cache.lookups, "group", gl, PERF_END);
-		perf_emit_counter(snap, "prefix_evictions_total",
-				  "cached KV blocks evicted for room",
-				  v.cache.evictions, "group", gl, PERF_END);
-		perf_emit_counter(snap, "preemptions_total",
-				  "sequences preempted for KV room "
-				  "(recomputed later)",
-				  v.c.preemptions, "group", gl, PERF_END);
-		perf_emit_counter(snap, "kv_cow_copies_total",
-				  "KV blocks copied on write", v.cow, "group",
-				  gl, PERF_END);
-		perf_emit_counter(snap, "forward_passes_total",
-				  "scheduler steps that ran the model",
-				  v.c.forward_passes, "group", gl, PERF_END);
-		perf_emit_counter(snap, "batch_tokens_total",
-				  "tokens through those forward passes",
-				  v.c.batch_tokens, "group", gl, PERF_END);
 		perf_emit_gauge(snap, "queue_depth",
 				"requests waiting for admission", v.waiting,
 				"group", gl, PERF_END);
@@ -239,6 +264,17 @@ static void collect(void *ctx, struct perf_snapshot *snap)
 		perf_emit_gauge(snap, "kv_blocks_free",
 				"KV blocks in the free list",
 				v.cache.blocks_free, "group", gl, PERF_END);
+	}
+}
+
+static void collect(void *ctx, struct perf_snapshot *snap)
+{
+	struct slm_serve *s = ctx;
+	collect_counters(s, snap);
+	struct serve_model *m = serve_serving_enter(s);
+	if (m) {
+		collect_gauges(m, snap);
+		serve_serving_leave(s, m);
 	}
 }
 

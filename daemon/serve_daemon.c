@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "daemon/serve_ctl.h"
+#include "ctl/ctl.h"
 
 static void on_progress(void *ctx, const char *what, int pct)
 {
@@ -14,6 +15,20 @@ static void on_progress(void *ctx, const char *what, int pct)
 	char detail[256];
 	snprintf(detail, sizeof(detail), "loading %s %d%%", what, pct);
 	slmd_status(c->d, "%s", detail);
+}
+
+/* `model list | load PATH | unload NAME | swap PATH|NAME` (ctl/ctl.h). */
+static int model_cmd(void *ctx, const struct ctl_request *req, cJSON *result,
+		     struct slm_error *err)
+{
+	struct slm_serve_component *c = ctx;
+	const char *arg = NULL;
+	int rc = ctl_param_string(req, "path", 0, &arg, err);
+	if (!rc && !arg)
+		rc = ctl_param_string(req, "name", 0, &arg, err);
+	if (rc)
+		return rc;
+	return slm_serve_model_ctl(c->serve, req->op, arg, result, err);
 }
 
 static int serve_start(void *ctx, struct slmd *d, struct slm_error *err)
@@ -38,6 +53,14 @@ static int serve_start(void *ctx, struct slmd *d, struct slm_error *err)
 	struct slm_error cerr = {0};
 	if (slm_serve_ctl_register(c->serve, &cerr))
 		SLM_WARN("serve", "%s: slmctl will not see it", cerr.msg);
+	if (ctl_register_command("model", model_cmd, c,
+				 "model list | load PATH | unload NAME | swap "
+				 "PATH|NAME")) {
+		SLM_WARN("serve", "the model command is registered already: "
+				  "slmctl model talks to someone else");
+	} else {
+		c->model_cmd = true;
+	}
 	struct slm_serve_info info;
 	char detail[256] = "";
 	if (slm_serve_describe(c->serve, &info))
@@ -73,6 +96,9 @@ static void serve_stop(void *ctx)
 		return;
 	/* no control request reads the core from here on */
 	slm_serve_ctl_unregister();
+	if (c->model_cmd)
+		ctl_unregister_command("model");
+	c->model_cmd = false;
 	slm_serve_stop(c->serve);
 	struct slm_serve_stats st;
 	slm_serve_stats_get(c->serve, &st);

@@ -11,6 +11,9 @@
  * logged; the object stays (answering ESTATE) until
  * slm_serve_component_fini, after every component has stopped, because
  * the dataplane, stopped after it, still holds the pointer.
+ *
+ * On the control socket it answers `model list|load|unload|swap`
+ * (slm_serve_model_ctl) from start to stop.
  */
 #ifndef SLM_DAEMON_SERVE_DAEMON_H
 #define SLM_DAEMON_SERVE_DAEMON_H
@@ -28,6 +31,7 @@ struct slm_serve_component {
 	struct slmd *d;
 	struct slm_serve *serve;
 	int last_pct;
+	bool model_cmd; /* `model` registered on the control socket */
 };
 
 /* Add the component (after the dataplane's, so it stops first).

@@ -1,7 +1,17 @@
 /*
  * serve_int.h: what the serving core's files share (daemon/serve.c: the
- * API, the model, the groups' set-up, dispatch; daemon/sched.c: a
- * group's scheduler).
+ * API, a model's set-up, the groups, dispatch; daemon/sched.c: a group's
+ * scheduler; daemon/serve_models.c: the models' life: load beside,
+ * swap, drain, free).
+ *
+ * Two levels.  struct slm_serve is the front the dataplane holds: the
+ * request ids and the map for cancel, the refusal counters, the machine's
+ * topology and memory arenas, and the list of models.  struct serve_model
+ * is one model with everything that serves it: the opened file, its
+ * vocabulary, its placement plan, weight copies and worker groups.  A
+ * group's `s` is its model (sched.c reads the model's settings through
+ * it).  New requests go to the front's `serving` model; a model replaced
+ * by a swap drains (its running requests finish on it) and is then freed.
  *
  * Ownership and threads.  A request object belongs to the submitting
  * thread until it is in its group's inbox; from then on to its group's
@@ -11,6 +21,15 @@
  * leader removes a request from the map before its DONE, under map_lock,
  * so a cancel either finds a live request (and sets its flag under the
  * same lock) or finds none.
+ *
+ * A model's lifetime.  Whoever touches a model's groups from outside its
+ * leaders (submit, cancel, describe) counts itself in model->users first
+ * (model_enter in serve.c); a model is freed only once it is not the
+ * serving one, no user is inside, and no request is in flight on it.
+ * The struct itself (name, path) stays until slm_serve_destroy, on the
+ * front's retired list, so the strings describe hands out stay valid.
+ * The list, the states and the load progress text are under the front's
+ * models_lock; `serving` and `users` are atomics.
  */
 #ifndef SLM_DAEMON_SERVE_INT_H
 #define SLM_DAEMON_SERVE_INT_H
@@ -84,7 +103,7 @@ struct group_counters {
 };
 
 struct serve_group {
-	struct slm_serve *s;
+	struct serve_model *s; /* the model it serves */
 	int index, node;
 	const int *cpus;
 	int n_cpus, n_threads;
@@ -147,25 +166,40 @@ struct serve_group {
 	uint32_t running_snap, waiting_snap;
 };
 
-struct slm_serve {
+/* A model's state (enum slm_model_state of serve.h). */
+
+struct serve_model {
+	struct slm_serve *front;
+	struct serve_model *next; /* the front's list or retired list */
 	const struct slm_config *cfg;
-	bool accepting; /* atomic: submits are taken (not draining) */
-	bool alive;	/* atomic: not stopped; see enter() in serve.c */
-	uint32_t users; /* atomic: callers inside submit / describe */
-	bool stopped;	/* the stopping thread's own */
+	int state;	       /* enum slm_model_state (models_lock) */
+	bool swap_when_ready;  /* serve it once loaded (models_lock) */
+	bool load_started;     /* the life thread took it (models_lock) */
+	uint32_t users;	       /* atomic: see "A model's lifetime" */
+	char phase[32];	       /* what the load does now (models_lock) */
+	uint64_t load_done;    /* atomic: bytes of weights read */
+	uint64_t load_total;   /* bytes to read, every copy */
+	uint64_t weight_bytes; /* one copy */
+	uint64_t kv_bytes;     /* every group's KV pool */
+	char error[512];       /* why the load failed (FAILED) */
+	uint64_t t_state_ns;   /* when the state last changed */
 
 	/* the model and what is shared read-only by every group */
 	struct slm_model *model;
 	struct slm_vocab *vocab;
 	char *model_path;
-	char *tmp_path; /* the synthetic model's file, removed at stop */
+	char *tmp_path; /* the synthetic model's file, removed at free */
 	char name[128];
+	const char *arch; /* "llama", "qwen2" (static) */
 	bool synthetic;
 	const char *chat_template; /* model.chat_template or NULL */
 	uint32_t n_ctx, n_vocab;
-	uint64_t load_ns; /* slm_serve_create: start to serving */
+	uint64_t t_prepare_ns; /* serve_model_prepare began */
+	uint32_t ordinal;      /* 0: the first model; then 1, 2... (thread
+				  names on the control socket stay unique) */
+	uint64_t load_ns;      /* from prepare to ready (serve_model_start) */
 
-	/* placement */
+	/* placement (topo and arenas are the front's) */
 	struct slm_topo *topo;
 	struct slm_plan *plan;
 	struct slm_arenas *arenas; /* NULL: plain malloc */
@@ -184,6 +218,39 @@ struct slm_serve {
 
 	struct serve_group *groups;
 	int n_groups;
+	bool groups_stopped;
+};
+
+/* Counters of freed models, kept so the totals only grow. */
+struct retired_counters {
+	struct group_counters c;
+	uint64_t cow_copies;
+	uint64_t cache_lookups, cache_hit_tokens, cache_miss_tokens;
+	uint64_t cache_evictions;
+};
+
+struct slm_serve {
+	const struct slm_config *cfg;
+	bool accepting; /* atomic: submits are taken (not draining) */
+	bool alive;	/* atomic: not stopped; see enter() in serve.c */
+	uint32_t users; /* atomic: callers inside submit / describe */
+	bool stopped;	/* the stopping thread's own */
+
+	/* the machine, shared by the models */
+	struct slm_topo *topo;
+	struct slm_arenas *arenas; /* NULL: plain malloc */
+
+	/* the models (models_lock); serving is also read atomically */
+	pthread_mutex_t models_lock;
+	pthread_cond_t models_cond; /* the life thread's wake-up */
+	struct serve_model *models; /* live: loading, ready, serving, ... */
+	struct serve_model *retired;
+	struct serve_model *serving;
+	struct retired_counters gone;
+	pthread_t life;
+	bool life_running, life_stop;
+	uint32_t n_names;    /* for unique names */
+	uint32_t n_ordinals; /* models made so far (models_lock) */
 
 	/* ids and the map for cancel */
 	uint64_t next_id; /* atomic */
@@ -197,10 +264,61 @@ struct slm_serve {
 /* The leader thread of a group (sched.c). */
 void *slm_sched_main(void *arg);
 
-/* Free a request and everything it holds (any thread that owns it). */
-void slm_serve_req_free(struct slm_serve *s, struct serve_req *r);
+/* Free a request of model s and everything it holds (any thread that
+ * owns it). */
+void slm_serve_req_free(struct serve_model *s, struct serve_req *r);
 
 /* Remove r from the id map (leader, before its DONE). */
-void slm_serve_map_remove(struct slm_serve *s, struct serve_req *r);
+void slm_serve_map_remove(struct serve_model *s, struct serve_req *r);
+
+/* ---- a model's life (serve.c) ------------------------------------------- */
+
+/* Open the file (path "" = a synthetic model), its vocabulary, settings
+ * and placement plan: what is quick and tells whether the model can be
+ * served.  m->front, m->cfg, m->topo, m->arenas are set by the caller. */
+int serve_model_prepare(struct serve_model *m, const char *path,
+			struct slm_error *err) SLM_MUST_CHECK;
+
+/* Load the weights (progress into m->load_done, and to fn) and start the
+ * worker groups. */
+int serve_model_start(struct serve_model *m, slm_serve_progress_fn fn,
+		      void *fn_ctx, struct slm_error *err) SLM_MUST_CHECK;
+
+/* Stop the groups (whatever runs is cancelled) and join them. */
+void serve_model_stop_groups(struct serve_model *m);
+
+/* Free everything but the struct, its name and path. */
+void serve_model_release(struct serve_model *m);
+
+/* Free the struct (after release). */
+void serve_model_free(struct serve_model *m);
+
+/* Add m's final counters (groups joined) to the front's totals and zero
+ * them, so the totals only grow once m is gone (models_lock held). */
+void serve_fold_counters(struct slm_serve *s, struct serve_model *m);
+
+/* Requests in flight on m (accepted, not yet done). */
+uint32_t serve_model_inflight(const struct serve_model *m);
+
+/* ---- the models' life (serve_models.c) ------------------------------------ */
+
+/* enter() and leave() of serve.c: count a caller in while not stopped. */
+bool serve_front_enter(struct slm_serve *s);
+void serve_front_leave(struct slm_serve *s);
+
+/* Start the life thread (after the first model serves). */
+int serve_life_start(struct slm_serve *s, struct slm_error *err);
+
+/* Stop it; every model is stopped and released (slm_serve_stop). */
+void serve_life_stop(struct slm_serve *s);
+
+/*
+ * Pin the serving model for a reader outside the scheduler (the control
+ * socket: its groups, plan, hyperparameters): it is not freed until
+ * serve_serving_leave, even if a swap replaces it meanwhile.  NULL when
+ * the core is stopping or serves nothing.
+ */
+struct serve_model *serve_serving_enter(struct slm_serve *s);
+void serve_serving_leave(struct slm_serve *s, struct serve_model *m);
 
 #endif

@@ -68,7 +68,9 @@ netns_pair() {
 
 # start_dpdk NAME [slmd args...]: slmd with the DPDK backend in NS_S, its
 # port an af_packet vdev on IF_S at SRV_IP:7070 unless the args say
-# otherwise; waits for "ready".  Sets SLMD_PID, SLMD_URL, SLMD_LOG.
+# otherwise, with a control socket of its own (another slmd on the
+# machine may hold the default one); waits for "ready".  Sets SLMD_PID,
+# SLMD_URL, SLMD_LOG.
 start_dpdk() {
 	local name=$1
 	shift
@@ -77,7 +79,8 @@ start_dpdk() {
 	ip netns exec "$NS_S" "$BIN/slmd" --set dataplane.kind=dpdk \
 		--set "dpdk.port=net_af_packet0,iface=$IF_S" \
 		--set "dataplane.listen=udp://$SRV_IP:7070" \
-		--set log.target=stderr "$@" >"$SLMD_LOG" 2>&1 &
+		--set log.target=stderr --set "ctl.socket=$TMP/ctl.$name.sock" \
+		"$@" >"$SLMD_LOG" 2>&1 &
 	SLMD_PID=$!
 	at_exit "kill $SLMD_PID 2>/dev/null; wait $SLMD_PID 2>/dev/null"
 	local i

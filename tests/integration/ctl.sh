@@ -156,10 +156,13 @@ grep -q 'log level: warn (was info)' "$TMP/out" || fail "log-level: $(cat "$TMP/
 run "topology" 0 "$CTL" "${S[@]}" topology
 grep -q '^topology' "$TMP/out" || fail "topology: $(head -2 "$TMP/out")"
 run "help" 0 "$CTL" "${S[@]}" help
-grep -q 'model .*(not in this build)' "$TMP/out" || fail "help: $(cat "$TMP/out")"
-expect_fail "model load (no serving core)" "no serving core in this build" "EUNSUPPORTED" -- \
+grep -q '^  model ' "$TMP/out" && ! grep -q 'model .*(not in this build)' "$TMP/out" ||
+	fail "help: $(cat "$TMP/out")"
+# the serving core answers model (tests/integration/ctl_model_swap.sh
+# swaps under load): a file that is not there, from its reader
+expect_fail "model load (no such file)" "cannot open" "x.gguf" "ENOTFOUND" -- \
 	"$CTL" "${S[@]}" model load x.gguf
-expect_fail "model swap (no serving core)" "no serving core" -- "$CTL" "${S[@]}" model swap x.gguf
+expect_fail "model swap (no such file)" "cannot open" -- "$CTL" "${S[@]}" model swap x.gguf
 run "cache flush" 0 "$CTL" "${S[@]}" cache flush --json
 py "cache flush: done, nothing cached" 'assert j["flushed"] is True and j["kv_blocks"]["cached"] == 0, j'
 expect_fail "cache (unknown op)" "unknown op 'melt'" "ENOTFOUND" -- "$CTL" "${S[@]}" cache melt
@@ -168,8 +171,12 @@ expect_fail "bad JSON" "bad JSON" -- "$CTL" "${S[@]}" call 'nonsense'
 grep -q '"code":"EFORMAT"' "$TMP/out" || fail "call prints the error response"
 run "call" 0 "$CTL" "${S[@]}" call '{"cmd":"status","id":"x1"}'
 py "call returns the whole response" 'assert j["ok"] and j["id"] == "x1"'
-run "--json error object" 1 "$CTL" "${S[@]}" model list --json
-py "the error as JSON on stdout" 'assert j["error"]["code"] == "EUNSUPPORTED"'
+run "--json error object" 1 "$CTL" "${S[@]}" model unload nobody --json
+py "the error as JSON on stdout" 'assert j["error"]["code"] == "ENOTFOUND"'
+run "model list --json" 0 "$CTL" "${S[@]}" model list --json
+py "model list: the synthetic model serves" '
+m = j["models"]
+assert len(m) == 1 and m[0]["state"] == "serving" and m[0]["synthetic"]'
 
 # An oversized line, then a request on the same connection.
 python3 - "$SOCK" >"$TMP/py.out" 2>&1 <<'PY' && ok "oversized line: error, connection survives" || fail "oversized line: $(tail -3 "$TMP/py.out")"

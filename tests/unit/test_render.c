@@ -192,5 +192,51 @@ static void test_top(void)
 	cJSON_Delete(cur);
 }
 
+static char *render_model(const char *op, const char *json)
+{
+	cJSON *r = cJSON_Parse(json);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	ctl_render_model(op, r, mem);
+	fclose(mem);
+	cJSON_Delete(r);
+	return text;
+}
+
+/* model list: one row per model, load progress in the state, sizes in
+ * MiB (weights times copies), the error of a failed load below it. */
+static void test_model(void)
+{
+	char *t = render_model(
+		"list",
+		"{\"models\":[{\"name\":\"llama-s\",\"state\":\"serving\","
+		"\"weight_bytes\":3879731,\"copies\":2,\"kv_bytes\":"
+		"268435456,\"running\":3,\"path\":\"/m/a.gguf\","
+		"\"error\":null},{\"name\":\"qwen2-s\",\"state\":"
+		"\"loading\",\"percent\":42,\"phase\":\"weights\","
+		"\"swap_pending\":true,\"weight_bytes\":6000000,\"copies\":"
+		"1,\"kv_bytes\":268435456,\"running\":0,\"path\":"
+		"\"/m/b.gguf\"},{\"name\":\"bad\",\"state\":\"failed\","
+		"\"error\":\"cannot read "
+		"/m/c.gguf\",\"path\":\"/m/c.gguf\"}]}");
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "NAME"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "llama-s              serving"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "7.4 MiB"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "256.0 MiB"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "loading 42% (weights), then swap"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "  error: cannot read /m/c.gguf\n"));
+	free(t);
+	t = render_model("swap", "{\"model\":{\"name\":\"qwen2-s\"},"
+				 "\"switched\":true}");
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "qwen2-s serves new requests now"));
+	free(t);
+	t = render_model("unload", "{\"unloaded\":\"qwen2-s\"}");
+	CU_ASSERT_STRING_EQUAL(t, "unloaded qwen2-s\n");
+	free(t);
+}
+
 SLM_SUITE("render", NULL, NULL, {"durations", test_durations},
-	  {"tables", test_tables}, {"top", test_top})
+	  {"tables", test_tables}, {"top", test_top},
+	  {"model list, swap, unload", test_model})
